@@ -1,0 +1,41 @@
+"""kago: an OCI container runtime in Python.
+
+    from kago import ContainerBuilder, Container
+    c = ContainerBuilder("demo", root="/run/kago").as_init("/path/to/bundle").build()
+    c.start()
+    print(c.state()["status"])
+    c.kill("SIGKILL")
+    c.delete(force=True)
+
+Names are imported lazily so that ``import kago`` costs almost nothing.
+"""
+
+__version__ = "0.1.0"
+OCI_VERSION = "1.2.0"
+
+_LAZY = {
+    "ContainerBuilder": "kago.container.builder",
+    "Container": "kago.container.container",
+    "KagoError": "kago.errors",
+    "SpecError": "kago.errors",
+    "ContainerNotFound": "kago.errors",
+    "ContainerExists": "kago.errors",
+    "InvalidState": "kago.errors",
+    "InvalidArgument": "kago.errors",
+    "SyscallError": "kago.errors",
+    "HookError": "kago.errors",
+    "CgroupError": "kago.errors",
+    "ExecError": "kago.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'kago' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+from kago.cli import main
+
+main()
