@@ -1,0 +1,645 @@
+"""config.json: load and validate it, and produce the default one (`kago spec`).
+
+:func:`load` reads ``<bundle>/config.json`` and :func:`validate` checks the
+parts the runtime consumes, raising :class:`kago.errors.SpecError` with the
+JSON path of the first bad value (``mounts[2].destination``,
+``linux.namespaces[1].type``) and a one-line reason.  Both return the spec as a
+plain dict, normalised so that consumers need fewer ``.get`` defaults:
+
+* a ``null`` value of a checked optional key is removed (Go, and so runc,
+  reads ``null`` as "absent");
+* ``linux`` is always present (an object);
+* ``process.user`` is always present, with ``uid`` and ``gid`` (default 0).
+
+Nested objects that belong to later stages (``linux.resources``,
+``linux.seccomp``, ``process.scheduler``, ...) are only type-checked here.
+
+Beyond types and ranges, the cross-field rules runc applies are enforced:
+user namespace <-> uid/gid mappings, hostname/domainname need a private UTS
+namespace, masked/readonly paths need a private mount namespace, timeOffsets
+need a time namespace, no namespace type twice.
+
+This module is imported on every ``create``: it is deliberately flat (no
+classes, no ``re``) and builds JSON paths for messages only on the error path.
+"""
+
+import json
+import os
+
+from kago.errors import InvalidArgument, SpecError
+
+#: namespace types of ``linux.namespaces[].type``
+NAMESPACE_TYPES = frozenset(
+    ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"))
+
+#: ``process.rlimits[].type`` -> resource number (x86_64 and the generic table)
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+#: hook kinds kago runs (others are ignored, as the spec allows)
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer",
+              "poststart", "poststop")
+
+PROPAGATIONS = frozenset(("", "shared", "slave", "private", "unbindable",
+                          "rshared", "rslave", "rprivate", "runbindable"))
+
+_CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+_DEVICE_TYPES = frozenset(("c", "b", "u", "p"))
+_CLOCKS = frozenset(("monotonic", "boottime"))
+_IOPRIO_CLASSES = frozenset(("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+                             "IOPRIO_CLASS_IDLE"))
+
+_U32 = (1 << 32) - 1
+_U64 = (1 << 64) - 1
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+
+# --------------------------------------------------------------------------
+# small checkers: each returns the value or raises SpecError(path, reason)
+
+def _tname(v):
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return type(v).__name__
+
+
+_WANT = {str: "string", bool: "boolean", dict: "object", list: "array"}
+
+
+def _check(value, path, typ):
+    """``value`` must be exactly of JSON type ``typ`` (str, bool, dict, list)."""
+    if type(value) is not typ:
+        raise SpecError(path, f"expected {_WANT[typ]}, got {_tname(value)}")
+    return value
+
+
+def _int(value, path, lo=0, hi=_U32):
+    if type(value) is not int:
+        raise SpecError(path, f"expected integer, got {_tname(value)}")
+    if value < lo or value > hi:
+        raise SpecError(path, f"{value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _opt(d, key):
+    """d[key], or None if absent; a null value is dropped from ``d``."""
+    v = d.get(key)
+    if v is None and key in d:
+        del d[key]
+    return v
+
+
+def _req(d, key, path):
+    v = d.get(key)
+    if v is None:
+        raise SpecError(path, "is required")
+    return v
+
+
+def _abs(value, path):
+    if type(value) is not str:
+        raise SpecError(path, f"expected string, got {_tname(value)}")
+    if not value.startswith("/"):
+        raise SpecError(path, f"must be an absolute path, got {json.dumps(value)}")
+    return value
+
+
+def _strlist(value, path):
+    if type(value) is not list:
+        raise SpecError(path, f"expected array, got {_tname(value)}")
+    for i, s in enumerate(value):
+        if type(s) is not str:
+            raise SpecError(f"{path}[{i}]", f"expected string, got {_tname(s)}")
+    return value
+
+
+def _abslist(value, path):
+    _check(value, path, list)
+    for i, s in enumerate(value):
+        _abs(s, f"{path}[{i}]")
+    return value
+
+
+def _strmap(value, path):
+    if type(value) is not dict:
+        raise SpecError(path, f"expected object, got {_tname(value)}")
+    for k, v in value.items():
+        if type(v) is not str:
+            raise SpecError(f"{path}[{json.dumps(k)}]",
+                            f"expected string, got {_tname(v)}")
+    return value
+
+
+def _env(value, path):
+    _strlist(value, path)
+    for i, e in enumerate(value):
+        name, eq, val = e.partition("=")
+        if not eq:
+            raise SpecError(f"{path}[{i}]",
+                            f"invalid environment variable {json.dumps(e)}: missing '='")
+        if not name:
+            raise SpecError(f"{path}[{i}]",
+                            "invalid environment variable: name cannot be empty")
+        if "\0" in e:
+            raise SpecError(f"{path}[{i}]",
+                            f"invalid environment variable {json.dumps(name)}: "
+                            "contains a nul byte")
+    return value
+
+
+def _idmaps(value, path):
+    _check(value, path, list)
+    for i, m in enumerate(value):
+        p = f"{path}[{i}]"
+        _check(m, p, dict)
+        _int(_req(m, "containerID", p + ".containerID"), p + ".containerID")
+        _int(_req(m, "hostID", p + ".hostID"), p + ".hostID")
+        _int(_req(m, "size", p + ".size"), p + ".size", 1)
+    return value
+
+
+# --------------------------------------------------------------------------
+# sections
+
+def validate_process(proc, path="process"):
+    """Check a process object (config.json's ``process``, or ``exec --process``)."""
+    _check(proc, path, dict)
+    v = _opt(proc, "terminal")
+    if v is not None:
+        _check(v, path + ".terminal", bool)
+    v = _opt(proc, "consoleSize")
+    if v is not None:
+        p = path + ".consoleSize"
+        _check(v, p, dict)
+        _int(_req(v, "height", p + ".height"), p + ".height", 0, _U32)
+        _int(_req(v, "width", p + ".width"), p + ".width", 0, _U32)
+
+    args = proc.get("args")
+    if args is None or args == []:
+        raise SpecError(path + ".args", "args must not be empty")
+    _strlist(args, path + ".args")
+    for i, a in enumerate(args):
+        if "\0" in a:
+            raise SpecError(f"{path}.args[{i}]", "contains a nul byte")
+    v = _opt(proc, "env")
+    if v is not None:
+        _env(v, path + ".env")
+
+    cwd = proc.get("cwd")
+    if cwd is None or cwd == "":
+        raise SpecError(path + ".cwd", "cwd property must not be empty")
+    _abs(cwd, path + ".cwd")
+
+    user = _opt(proc, "user")
+    if user is None:
+        user = proc["user"] = {"uid": 0, "gid": 0}
+    else:
+        p = path + ".user"
+        _check(user, p, dict)
+        v = _opt(user, "uid")
+        if v is None:
+            user["uid"] = 0
+        else:
+            _int(v, p + ".uid")
+        v = _opt(user, "gid")
+        if v is None:
+            user["gid"] = 0
+        else:
+            _int(v, p + ".gid")
+        v = _opt(user, "umask")
+        if v is not None:
+            _int(v, p + ".umask")
+        v = _opt(user, "additionalGids")
+        if v is not None:
+            _check(v, p + ".additionalGids", list)
+            for i, g in enumerate(v):
+                _int(g, f"{p}.additionalGids[{i}]")
+        v = _opt(user, "username")
+        if v is not None:
+            _check(v, p + ".username", str)
+
+    caps = _opt(proc, "capabilities")
+    if caps is not None:
+        p = path + ".capabilities"
+        _check(caps, p, dict)
+        for k in _CAP_SETS:
+            v = _opt(caps, k)
+            if v is not None:
+                _strlist(v, f"{p}.{k}")
+
+    rl = _opt(proc, "rlimits")
+    if rl is not None:
+        p = path + ".rlimits"
+        _check(rl, p, list)
+        seen = set()
+        for i, r in enumerate(rl):
+            rp = f"{p}[{i}]"
+            _check(r, rp, dict)
+            t = _check(_req(r, "type", rp + ".type"), rp + ".type", str)
+            if t not in RLIMITS:
+                raise SpecError(rp + ".type", f"unknown rlimit type {json.dumps(t)}")
+            if t in seen:
+                raise SpecError(rp + ".type", f"duplicated rlimit type {json.dumps(t)}")
+            seen.add(t)
+            hard = _int(_req(r, "hard", rp + ".hard"), rp + ".hard", 0, _U64)
+            soft = _int(_req(r, "soft", rp + ".soft"), rp + ".soft", 0, _U64)
+            if soft > hard:
+                raise SpecError(rp, f"soft limit {soft} exceeds hard limit {hard}")
+
+    for k in ("noNewPrivileges",):
+        v = _opt(proc, k)
+        if v is not None:
+            _check(v, f"{path}.{k}", bool)
+    for k in ("apparmorProfile", "selinuxLabel"):
+        v = _opt(proc, k)
+        if v is not None:
+            _check(v, f"{path}.{k}", str)
+    v = _opt(proc, "oomScoreAdj")
+    if v is not None:
+        _int(v, path + ".oomScoreAdj", -1000, 1000)
+    v = _opt(proc, "ioPriority")
+    if v is not None:
+        p = path + ".ioPriority"
+        _check(v, p, dict)
+        c = _check(_req(v, "class", p + ".class"), p + ".class", str)
+        if c not in _IOPRIO_CLASSES:
+            raise SpecError(p + ".class", f"unknown I/O priority class {json.dumps(c)}")
+        pr = _opt(v, "priority")
+        if pr is not None:
+            _int(pr, p + ".priority", 0, 7)
+    for k in ("scheduler", "execCPUAffinity"):
+        v = _opt(proc, k)
+        if v is not None:
+            _check(v, f"{path}.{k}", dict)
+    return proc
+
+
+def _mounts(mounts):
+    _check(mounts, "mounts", list)
+    for i, m in enumerate(mounts):
+        p = f"mounts[{i}]"
+        _check(m, p, dict)
+        d = m.get("destination")
+        if d is None or d == "":
+            raise SpecError(p + ".destination", "is required")
+        _abs(d, p + ".destination")
+        for k in ("type", "source"):
+            v = _opt(m, k)
+            if v is not None:
+                _check(v, f"{p}.{k}", str)
+        v = _opt(m, "options")
+        if v is not None:
+            _strlist(v, p + ".options")
+        for k in ("uidMappings", "gidMappings"):
+            v = _opt(m, k)
+            if v is not None:
+                _idmaps(v, f"{p}.{k}")
+
+
+def _hooks(hooks):
+    _check(hooks, "hooks", dict)
+    for kind in HOOK_KINDS:
+        lst = _opt(hooks, kind)
+        if lst is None:
+            continue
+        _check(lst, "hooks." + kind, list)
+        for i, h in enumerate(lst):
+            p = f"hooks.{kind}[{i}]"
+            _check(h, p, dict)
+            path = h.get("path")
+            if path is None or path == "":
+                raise SpecError(p + ".path", "is required")
+            _abs(path, p + ".path")
+            v = _opt(h, "args")
+            if v is not None:
+                _strlist(v, p + ".args")
+            v = _opt(h, "env")
+            if v is not None:
+                _env(v, p + ".env")
+            v = _opt(h, "timeout")
+            if v is not None:
+                if type(v) is not int:
+                    raise SpecError(p + ".timeout", f"expected integer, got {_tname(v)}")
+                if v <= 0:
+                    raise SpecError(p + ".timeout", f"must be greater than zero, got {v}")
+
+
+def _linux(lx):
+    """Check ``linux``; returns {namespace type: path or ""}."""
+    _check(lx, "linux", dict)
+    nss = {}
+    v = _opt(lx, "namespaces")
+    if v is not None:
+        _check(v, "linux.namespaces", list)
+        for i, ns in enumerate(v):
+            p = f"linux.namespaces[{i}]"
+            _check(ns, p, dict)
+            t = _check(_req(ns, "type", p + ".type"), p + ".type", str)
+            if t not in NAMESPACE_TYPES:
+                raise SpecError(p + ".type", f"unknown namespace type {json.dumps(t)}")
+            if t in nss:
+                raise SpecError(p + ".type", f"duplicated namespace {json.dumps(t)}")
+            path = _opt(ns, "path")
+            if path is None or path == "":
+                nss[t] = ""
+            else:
+                nss[t] = _abs(path, p + ".path")
+    for k in ("uidMappings", "gidMappings"):
+        v = _opt(lx, k)
+        if v is not None:
+            _idmaps(v, "linux." + k)
+
+    v = _opt(lx, "devices")
+    if v is not None:
+        _check(v, "linux.devices", list)
+        for i, dev in enumerate(v):
+            p = f"linux.devices[{i}]"
+            _check(dev, p, dict)
+            path = dev.get("path")
+            if path is None or path == "":
+                raise SpecError(p + ".path", "is required")
+            _abs(path, p + ".path")
+            t = _check(_req(dev, "type", p + ".type"), p + ".type", str)
+            if t not in _DEVICE_TYPES:
+                raise SpecError(p + ".type", f"unknown device type {json.dumps(t)}")
+            for k in ("major", "minor"):
+                n = _opt(dev, k)
+                if n is None:
+                    if t != "p":
+                        raise SpecError(f"{p}.{k}", f"is required for device type {t!r}")
+                else:
+                    _int(n, f"{p}.{k}", _I64_MIN, _I64_MAX)
+            for k in ("fileMode", "uid", "gid"):
+                n = _opt(dev, k)
+                if n is not None:
+                    _int(n, f"{p}.{k}")
+
+    v = _opt(lx, "sysctl")
+    if v is not None:
+        _strmap(v, "linux.sysctl")
+    for k in ("maskedPaths", "readonlyPaths"):
+        v = _opt(lx, k)
+        if v is not None:
+            _abslist(v, "linux." + k)
+    v = _opt(lx, "rootfsPropagation")
+    if v is not None:
+        _check(v, "linux.rootfsPropagation", str)
+        if v not in PROPAGATIONS:
+            raise SpecError("linux.rootfsPropagation",
+                            f"unknown rootfs propagation {json.dumps(v)}")
+    for k in ("cgroupsPath", "mountLabel"):
+        v = _opt(lx, k)
+        if v is not None:
+            _check(v, "linux." + k, str)
+    for k in ("resources", "seccomp", "intelRdt", "personality", "memoryPolicy",
+              "netDevices"):
+        v = _opt(lx, k)
+        if v is not None:
+            _check(v, "linux." + k, dict)
+    v = _opt(lx, "timeOffsets")
+    if v is not None:
+        _check(v, "linux.timeOffsets", dict)
+        for clock, off in v.items():
+            p = f"linux.timeOffsets.{clock}"
+            if clock not in _CLOCKS:
+                raise SpecError(p, f"unknown clock {json.dumps(clock)}")
+            _check(off, p, dict)
+            n = _opt(off, "secs")
+            if n is not None:
+                _int(n, p + ".secs", _I64_MIN, _I64_MAX)
+            n = _opt(off, "nanosecs")
+            if n is not None:
+                _int(n, p + ".nanosecs", 0, 999999999)
+    return nss
+
+
+def validate(spec, require_process=True):
+    """Validate (and normalise in place) a parsed config.json; returns it.
+
+    ``require_process``: ``create``/``run`` need ``process``; a caller that
+    only wants the container's static config may pass False.
+    """
+    if type(spec) is not dict:
+        raise SpecError("", f"expected a JSON object, got {_tname(spec)}")
+    v = _opt(spec, "ociVersion")
+    if v is not None:
+        _check(v, "ociVersion", str)
+
+    root = spec.get("root")
+    if root is None:
+        raise SpecError("root", "root must be specified")
+    _check(root, "root", dict)
+    p = root.get("path")
+    if p is None or p == "":
+        raise SpecError("root.path", "is required")
+    _check(p, "root.path", str)
+    v = _opt(root, "readonly")
+    if v is not None:
+        _check(v, "root.readonly", bool)
+
+    proc = _opt(spec, "process")
+    if proc is not None:
+        validate_process(proc)
+    elif require_process:
+        raise SpecError("process", "process property must not be empty")
+
+    for k in ("hostname", "domainname"):
+        v = _opt(spec, k)
+        if v is not None:
+            _check(v, k, str)
+    v = _opt(spec, "mounts")
+    if v is not None:
+        _mounts(v)
+    v = _opt(spec, "hooks")
+    if v is not None:
+        _hooks(v)
+    v = _opt(spec, "annotations")
+    if v is not None:
+        _strmap(v, "annotations")
+
+    lx = _opt(spec, "linux")
+    if lx is None:
+        lx = spec["linux"] = {}
+    nss = _linux(lx)
+
+    # cross-field rules (runc's libcontainer/configs/validate)
+    if "user" in nss:
+        if nss["user"] == "":  # a new user ns needs maps; a joined one has them
+            if not lx.get("uidMappings"):
+                raise SpecError("linux.uidMappings",
+                                "user namespaces enabled, but no uid mappings found")
+            if not lx.get("gidMappings"):
+                raise SpecError("linux.gidMappings",
+                                "user namespaces enabled, but no gid mappings found")
+    else:
+        for k in ("uidMappings", "gidMappings"):
+            if lx.get(k):
+                raise SpecError("linux." + k,
+                                "user namespace mappings specified, but user "
+                                "namespace isn't enabled in the config")
+    if "uts" not in nss:
+        for k in ("hostname", "domainname"):
+            if spec.get(k):
+                raise SpecError(k, f"unable to set {k} without a private UTS namespace")
+    if "mount" not in nss:
+        for k in ("maskedPaths", "readonlyPaths"):
+            if lx.get(k):
+                raise SpecError("linux." + k, "unable to restrict sys entries "
+                                "without a private MNT namespace")
+    if lx.get("timeOffsets") and "time" not in nss:
+        raise SpecError("linux.timeOffsets", "time namespace offsets specified, "
+                        "but time namespace isn't enabled in the config")
+    return spec
+
+
+def _strerror(e):
+    s = e.strerror or str(e)
+    return s[:1].lower() + s[1:]
+
+
+def _no_constant(name):
+    raise ValueError(f"invalid JSON value {name}")
+
+
+def load(bundle, require_process=True):
+    """Read, parse and validate ``<bundle>/config.json``; returns the dict."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SpecError("", f"open {path}: {_strerror(e)}") from None
+    try:
+        spec = json.loads(data, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise SpecError("", f"invalid JSON at line {e.lineno} column {e.colno}: "
+                        f"{e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError("", f"invalid JSON: not valid UTF-8 at byte {e.start}") from None
+    except RecursionError:
+        raise SpecError("", "invalid JSON: nested too deeply") from None
+    except ValueError as e:
+        raise SpecError("", f"invalid JSON: {e}") from None
+    return validate(spec, require_process)
+
+
+# --------------------------------------------------------------------------
+# `kago spec`
+
+def default_spec(rootless=False):
+    """The document ``runc spec`` (``--rootless``) of runc 1.1.5 writes."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    nosuid_noexec_nodev = ["nosuid", "noexec", "nodev"]
+    pts_opts = ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+    if not rootless:
+        pts_opts.append("gid=5")
+    if rootless:
+        sys_mount = {"destination": "/sys", "type": "none", "source": "/sys",
+                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    else:
+        sys_mount = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                     "options": nosuid_noexec_nodev + ["ro"]}
+    spec = {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": True,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm",
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": list(caps),
+                "effective": list(caps),
+                "permitted": list(caps),
+                "ambient": list(caps),
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": pts_opts},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": nosuid_noexec_nodev + ["mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": list(nosuid_noexec_nodev)},
+            sys_mount,
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": nosuid_noexec_nodev + ["relatime", "ro"]},
+        ],
+    }
+    masked = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+              "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+              "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
+    readonly = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                "/proc/sysrq-trigger"]
+    if rootless:
+        spec["linux"] = {
+            "uidMappings": [{"containerID": 0, "hostID": os.geteuid(), "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": os.getegid(), "size": 1}],
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")],
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+        }
+    else:
+        spec["linux"] = {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+        }
+    return spec
+
+
+def dumps(spec):
+    """Serialise a spec as runc does (Go's MarshalIndent with a tab, no final newline)."""
+    return json.dumps(spec, indent="\t", ensure_ascii=False)
+
+
+def write_default_spec(bundle=".", rootless=False):
+    """Write the default spec to ``<bundle>/config.json``; returns the path.
+
+    Refuses to overwrite (runc's ``File config.json exists. Remove it first``).
+    """
+    path = os.path.join(bundle, "config.json")
+    data = dumps(default_spec(rootless)).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        raise InvalidArgument("File config.json exists. Remove it first") from None
+    except OSError as e:
+        from kago.errors import SyscallError
+        raise SyscallError(e.errno, "open", path) from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return path
