@@ -9,7 +9,9 @@ plain dict, normalised so that consumers need fewer ``.get`` defaults:
 * a ``null`` value of a checked optional key is removed (Go, and so runc,
   reads ``null`` as "absent");
 * ``linux`` is always present (an object);
-* ``process.user`` is always present, with ``uid`` and ``gid`` (default 0).
+* ``process.user`` is always present, with ``uid`` and ``gid`` (default 0);
+* a relative ``mounts[].destination`` is made absolute (relative to ``/``, as
+  runtime-spec 1.2 and runc read it).
 
 Nested objects that belong to later stages (``linux.resources``,
 ``linux.seccomp``, ``process.scheduler``, ...) are only type-checked here.
@@ -300,7 +302,12 @@ def _mounts(mounts):
         d = m.get("destination")
         if d is None or d == "":
             raise SpecError(p + ".destination", "is required")
-        _abs(d, p + ".destination")
+        if type(d) is not str:
+            raise SpecError(p + ".destination", f"expected string, got {_tname(d)}")
+        if d[0] != "/":
+            # runtime-spec 1.2 (and runc since 1.0.1, with a warning): a relative
+            # destination is relative to "/" -- Docker still sends such mounts
+            m["destination"] = os.path.normpath("/" + d)
         for k in ("type", "source"):
             v = _opt(m, k)
             if v is not None:
