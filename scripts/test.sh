@@ -1,0 +1,81 @@
+#!/bin/bash
+# test.sh — kago's whole test suite.  Run as root:
+#
+#   sudo bash scripts/test.sh [PYTEST_ARGS...]
+#
+#   1. scripts/setup.sh --quiet --no-demo: installs what is missing and
+#      re-installs this source tree into /opt/kago/venv and the launcher
+#      /usr/local/bin/kago, so the tests always run the current code
+#   2. all of tests/ (unit + integration) on /opt/kago/venv's Python 3.11,
+#      with the installed launcher on PATH (PYTEST_ARGS go to this run)
+#   3. tests/unit on Python 3.12 and 3.13 (/opt/kago/venv-3.12, -3.13),
+#      against the source tree; skipped with a note where absent
+#
+# Exits non-zero if any part fails.  The last line totals all runs.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=${KAGO_PREFIX:-/opt/kago}
+VENV=$PREFIX/venv
+LAUNCHER=${KAGO_LAUNCHER:-/usr/local/bin/kago}
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root: sudo bash scripts/test.sh" >&2; exit 2; }
+cd "$REPO" || exit 2
+
+echo "==> setup (scripts/setup.sh --quiet --no-demo)"
+if ! bash "$REPO/scripts/setup.sh" --quiet --no-demo; then
+    echo "test.sh: setup failed" >&2
+    exit 1
+fi
+
+reports=$(mktemp -d /tmp/kago-test-reports.XXXXXX)
+trap 'rm -rf "$reports"' EXIT
+export PATH="$(dirname "$LAUNCHER"):$PATH" KAGO_BIN=$LAUNCHER KAGO_REQUIRE_BIN=1
+status=0
+summary=()
+
+# run_pytest LABEL PYTHON ALLOW_EMPTY ARGS...
+run_pytest() {
+    local label=$1 py=$2 allow_empty=$3 rc; shift 3
+    echo "==> $label: $py -m pytest $*"
+    "$py" -m pytest --junitxml="$reports/$label.xml" "$@"
+    rc=$?
+    if [ $rc = 5 ] && [ "$allow_empty" = 1 ]; then
+        echo "test.sh: $label: no tests collected"
+        summary+=("$label: no tests")
+        return 0
+    fi
+    if [ $rc != 0 ]; then
+        status=1
+        summary+=("$label: FAILED (pytest exit $rc)")
+    else
+        summary+=("$label: ok")
+    fi
+}
+
+run_pytest py3.11 "$VENV/bin/python" 0 tests -q "$@"
+
+for v in 3.12 3.13; do
+    py=$PREFIX/venv-$v/bin/python
+    if [ -x "$py" ]; then
+        PYTHONPATH=$REPO run_pytest "py$v-unit" "$py" 1 tests/unit -q
+    else
+        echo "==> py$v-unit: skipped: $py missing (setup.sh found no python$v interpreter)"
+        summary+=("py$v-unit: skipped (no python$v)")
+    fi
+done
+
+echo "==> summary: ${summary[*]}"
+# One closing line over all runs, from their JUnit reports.
+"$VENV/bin/python" -I - "$reports" <<'EOF' || status=1
+import glob, sys, xml.etree.ElementTree as ET
+tests = failed = skipped = 0
+for path in glob.glob(sys.argv[1] + "/*.xml"):
+    root = ET.parse(path).getroot()
+    for s in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
+        tests += int(s.get("tests", 0))
+        failed += int(s.get("failures", 0)) + int(s.get("errors", 0))
+        skipped += int(s.get("skipped", 0))
+print(f"total: {tests - failed - skipped} passed, {failed} failed, {skipped} skipped")
+EOF
+exit $status
