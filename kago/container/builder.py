@@ -1,0 +1,43 @@
+"""ContainerBuilder -> InitBuilder -> Container, after youki's libcontainer.
+
+    c = ContainerBuilder("web", root="/run/kago").as_init("/srv/bundle").build()
+    c.start()
+"""
+
+from kago.container.state import DEFAULT_ROOT, validate_id
+
+
+class ContainerBuilder:
+    """Names a container and its state root; choose what to build next."""
+
+    def __init__(self, id: str, root: str = DEFAULT_ROOT, systemd_cgroup: bool = False):
+        validate_id(id)
+        self.id = id
+        self.root = root
+        self.systemd_cgroup = systemd_cgroup
+
+    def as_init(self, bundle: str, *, pid_file=None, console_socket=None,
+                no_pivot=False, no_new_keyring=False, preserve_fds=0,
+                detach=True) -> "InitBuilder":
+        """A new container from the OCI bundle at ``bundle``.
+
+        ``detach=False`` makes this process the container's reaper so that
+        :meth:`Container.wait` can collect its exit status (``kago run``)."""
+        return InitBuilder(self, bundle, pid_file=pid_file,
+                           console_socket=console_socket, no_pivot=no_pivot,
+                           no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
+                           detach=detach)
+
+
+class InitBuilder:
+    def __init__(self, parent, bundle, **opts):
+        self.parent = parent
+        self.bundle = bundle
+        self.opts = opts
+
+    def build(self):
+        """Create the container: it is ``created``, its init waiting for start."""
+        from kago.container.create import create
+        p = self.parent
+        return create(p.root, p.id, self.bundle, systemd_cgroup=p.systemd_cgroup,
+                      **self.opts)

@@ -1,0 +1,155 @@
+"""The :class:`Container`: a handle on one container's state directory.
+
+Verbs live one per module (start.py, kill.py, delete.py, ...) and are imported
+only when called, so ``kago state`` loads almost nothing.
+"""
+
+import os
+
+from kago.container import state as _st
+from kago.errors import ContainerNotFound
+
+
+class Container:
+    """A container known to a kago root.  Get one from
+    :meth:`ContainerBuilder.build` or :meth:`Container.load`."""
+
+    def __init__(self, root: str, id: str, data: dict):
+        self.root = root
+        self.id = id
+        self._data = data
+        self.state_dir = os.path.join(root, id)
+        self._cfg = None
+        self._child = False  # True when this process is init's (sub)reaper
+
+    # ---- loading -----------------------------------------------------------
+    @classmethod
+    def load(cls, root: str, id: str) -> "Container":
+        """Load container ``id`` from ``root``; :class:`ContainerNotFound` if absent."""
+        _st.validate_id(id)
+        try:
+            data = _st.read_json(os.path.join(root, id, _st.STATE))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(id) from None
+        except ValueError:
+            raise ContainerNotFound(id) from None
+        return cls(root, id, data)
+
+    @classmethod
+    def list(cls, root: str) -> list:
+        """Every container under ``root``, sorted by id."""
+        out = []
+        try:
+            names = sorted(os.listdir(root))
+        except FileNotFoundError:
+            return out
+        for name in names:
+            try:
+                out.append(cls.load(root, name))
+            except Exception:  # a half-created or foreign entry: skip it
+                continue
+        return out
+
+    def config(self) -> dict:
+        """KagoConfig: the subset of config.json persisted at create."""
+        if self._cfg is None:
+            self._cfg = _st.read_json(os.path.join(self.state_dir, _st.CONFIG))
+        return self._cfg
+
+    def _cgroup(self):
+        from kago.cgroups import Manager
+        return Manager.from_json(self.config()["cgroup"])
+
+    # ---- attributes ----------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        """Host pid of the container's init (0 once stopped)."""
+        return self._data["pid"] if self.status != "stopped" else 0
+
+    @property
+    def bundle(self) -> str:
+        return self._data["bundle"]
+
+    @property
+    def created(self) -> str:
+        return self._data["created"]
+
+    def _alive(self) -> bool:
+        pid = self._data.get("pid") or 0
+        if pid <= 0:
+            return False
+        st = _st.proc_start_time(pid)
+        if st is None or st[0] in ("Z", "X", "x"):
+            return False
+        return st[1] == self._data.get("start_time")
+
+    @property
+    def status(self) -> str:
+        """creating, created, running, paused or stopped - read afresh each time."""
+        if not self._alive():
+            return "stopped"
+        if self._data.get("status") == "creating":
+            return "creating"
+        if self._frozen():
+            return "paused"
+        if os.path.exists(os.path.join(self.state_dir, _st.FIFO)):
+            return "created"
+        return "running"
+
+    def _frozen(self) -> bool:
+        for mp, d in (self._data.get("cgroup_dirs") or {}).items():
+            if mp.endswith("/freezer"):
+                try:
+                    with open(os.path.join(d, "freezer.state")) as f:
+                        return f.read().strip() == "FROZEN"
+                except OSError:
+                    return False
+        return False
+
+    def state(self) -> dict:
+        """The OCI state document, as ``runc state`` prints it."""
+        status = self.status
+        d = self._data
+        s = {"ociVersion": d["ociVersion"], "id": self.id,
+             "pid": d["pid"] if status != "stopped" else 0, "status": status,
+             "bundle": d["bundle"], "rootfs": d["rootfs"], "created": d["created"],
+             "owner": d.get("owner", "")}
+        if d.get("annotations"):
+            s["annotations"] = d["annotations"]
+        return s
+
+    def oci_state(self, status=None) -> dict:
+        """The state given to hooks (spec's state schema)."""
+        status = status or self.status
+        d = self._data
+        s = {"ociVersion": d["ociVersion"], "id": self.id, "status": status,
+             "pid": d["pid"], "bundle": d["bundle"]}
+        if d.get("annotations"):
+            s["annotations"] = d["annotations"]
+        return s
+
+    # ---- verbs ---------------------------------------------------------------
+    def start(self):
+        """Start a created container: runs ``process.args``."""
+        from kago.container.start import start
+        start(self)
+
+    def kill(self, signal="SIGTERM", all: bool = False):
+        """Send ``signal`` (name, number or numeric string) to init, or with
+        ``all`` to every process in the container's cgroup."""
+        from kago.container.kill import kill
+        kill(self, signal, all)
+
+    def delete(self, force: bool = False):
+        """Remove a stopped (or created) container; ``force`` kills a running one."""
+        from kago.container.delete import delete
+        delete(self, force)
+
+    def wait(self) -> int:
+        """``run`` only (this process is init's reaper): wait for the container
+        to exit, forwarding signals; returns the exit status as a shell does."""
+        from kago.container.run import wait
+        return wait(self)
+
+    def __repr__(self):
+        return f"<Container {self.id} {self.status}>"

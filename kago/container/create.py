@@ -1,0 +1,99 @@
+"""create: state dir, cgroup, the fork chain, state.json.  On any failure
+everything made so far is undone (state dir, cgroup, processes)."""
+
+import os
+
+from kago.container import state as _st
+from kago.errors import ContainerExists, SpecError
+
+
+def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
+           no_new_keyring=False, preserve_fds=0, detach=True, systemd_cgroup=False):
+    from kago import spec as _spec
+    from kago.container.container import Container
+    from kago.process.init import check_spec
+
+    _st.validate_id(cid)
+    bundle = os.path.abspath(bundle)
+    spec = _spec.load(bundle)
+    if "process" not in spec:
+        raise SpecError("process", "required for create")
+    root_path = (spec.get("root") or {}).get("path") or "rootfs"
+    rootfs = os.path.realpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(rootfs):
+        raise SpecError("root.path", f"rootfs ({rootfs}) does not exist")
+    linux = spec.get("linux") or {}
+    types = {n["type"] for n in linux.get("namespaces") or ()}
+    check_spec(spec, types)
+    if (spec["process"] or {}).get("terminal") and not console_socket and detach:
+        raise SpecError("process.terminal",
+                        "cannot allocate tty if runc will detach without setting "
+                        "console socket")
+    os.makedirs(root, 0o711, exist_ok=True)
+    state_dir = os.path.join(root, cid)
+    try:
+        os.mkdir(state_dir, 0o711)
+    except FileExistsError:
+        raise ContainerExists(cid) from None
+    cg = None
+    lock = _st.Lock(state_dir)
+    lock.__enter__()
+    try:
+        os.mkfifo(os.path.join(state_dir, _st.FIFO), 0o622)
+        from kago.cgroups import default_path, manager_for
+        cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup)
+        cg.create()
+        extra_env = {}
+        listen = os.environ.get("LISTEN_FDS")
+        keep = preserve_fds
+        if listen and listen.isdigit() and int(listen) > 0:
+            extra_env = {"LISTEN_FDS": listen, "LISTEN_PID": "1"}
+            keep += int(listen)
+        from kago.process.main import Context, spawn
+        created = _st.rfc3339_now()
+        ctx = Context(id=cid, spec=spec, bundle=bundle, rootfs=rootfs,
+                      state_dir=state_dir, cgroup=cg, no_pivot=no_pivot,
+                      no_new_keyring=no_new_keyring, keep_fds=keep,
+                      extra_env=extra_env, console_socket=console_socket,
+                      created=created)
+        ctx.close_fds.append(lock.fd)
+        if not detach:
+            from kago import sys as ksys
+            ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
+        from kago.hooks import run_hooks
+        pid = spawn(ctx, run_hooks)
+        st = _st.proc_start_time(pid)
+        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
+                "pid": pid, "start_time": st[1] if st else -1, "status": "created",
+                "bundle": bundle, "rootfs": rootfs, "created": created, "owner": "",
+                "annotations": spec.get("annotations") or {},
+                "cgroup_dirs": cg.dirs}
+        cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
+                         if k in ("poststart", "poststop") and v},
+               "cgroup": cg.to_json(), "systemd": systemd_cgroup,
+               "namespaces": linux.get("namespaces") or [],
+               "terminal": bool(spec["process"].get("terminal"))}
+        _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
+        _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        if pid_file:
+            _st.write_text_atomic(os.path.abspath(pid_file), str(pid))
+        c = Container(root, cid, data)
+        c._cfg = cfg
+        c._child = not detach
+        return c
+    except BaseException:
+        _undo(state_dir, cg)
+        raise
+    finally:
+        lock.__exit__()
+
+
+def _undo(state_dir, cg):
+    import shutil
+    if cg is not None:
+        try:
+            cg.kill_all_and_wait(timeout=5)
+            cg.remove()
+        except Exception:
+            pass
+    shutil.rmtree(state_dir, ignore_errors=True)

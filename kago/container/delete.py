@@ -1,0 +1,47 @@
+"""delete: kill what is left, remove the cgroup and the state, run poststop."""
+
+import os
+import shutil
+
+from kago.container import state as _st
+from kago.errors import KagoError
+
+
+def delete(c, force=False):
+    with _st.Lock(c.state_dir):
+        status = c.status
+        if status in ("running", "paused", "creating") and not force:
+            raise KagoError(f"cannot delete container {c.id} that is not stopped: {status}")
+        cg = c._cgroup()
+        pid = c._data.get("pid") or 0
+        if status != "stopped" and pid:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        if status == "paused":
+            _thaw(c)
+        cg.kill_all_and_wait()
+        if status != "stopped" and pid:
+            from kago.process.main import wait_gone
+            wait_gone(pid, 10)
+        cg.remove()
+        hooks = c.config().get("hooks", {}).get("poststop")
+        if hooks:
+            from kago.hooks import run_hooks
+            try:
+                run_hooks("poststop", hooks, c.oci_state("stopped"))
+            except KagoError as e:
+                from kago import log
+                log.warning(f"poststop hook failed: {e}")
+        shutil.rmtree(c.state_dir, ignore_errors=True)
+
+
+def _thaw(c):
+    for mp, d in (c._data.get("cgroup_dirs") or {}).items():
+        if mp.endswith("/freezer"):
+            try:
+                with open(os.path.join(d, "freezer.state"), "w") as f:
+                    f.write("THAWED")
+            except OSError:
+                pass

@@ -1,0 +1,45 @@
+"""run (foreground): wait for init, forwarding signals to it."""
+
+import os
+import signal as _signal
+
+from kago.errors import KagoError
+
+FORWARD = (1, 2, 3, 10, 12, 13, 14, 15, 28) + tuple(range(34, 65))
+
+
+def wait(c) -> int:
+    if not c._child:
+        raise KagoError("wait: this process is not the container's reaper "
+                        "(only a foreground run can wait)")
+    pid = c._data["pid"]
+
+    def forward(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    old = {}
+    for s in FORWARD:
+        try:
+            old[s] = _signal.signal(s, forward)
+        except (OSError, ValueError):
+            pass
+    try:
+        while True:
+            try:
+                wpid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            if wpid == pid:
+                break
+    finally:
+        for s, h in old.items():
+            try:
+                _signal.signal(s, h)
+            except (OSError, ValueError, TypeError):
+                pass
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)

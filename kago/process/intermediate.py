@@ -1,0 +1,69 @@
+"""The intermediate process: cgroup, namespaces, then fork init.
+
+It joins the container's cgroup, enters every ``linux.namespaces[].path``,
+creates the user namespace (main writes the id maps), unshares the rest, and
+forks init - which is how an existing pid (or time) namespace is entered:
+setns(CLONE_NEWPID) only applies to children, so init is that second fork.
+"""
+
+import os
+
+from kago import sys as ksys
+from kago.namespaces import FLAGS as NS_FLAGS
+
+
+def run(ctx, ch, init_sock):
+    """Never returns."""
+    try:
+        ksys.prctl(ksys.PR_SET_PDEATHSIG, 9)
+        for fd in ctx.close_fds:  # main's lock: init must not hold it
+            os.close(fd)
+        ctx.cgroup.add(os.getpid())
+        namespaces = ctx.namespaces
+        # 1. join what exists (the user namespace first)
+        joins = sorted((n for n in namespaces if n.get("path")),
+                       key=lambda n: n["type"] != "user")
+        for n in joins:
+            fd = os.open(n["path"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                ksys.setns(fd, NS_FLAGS[n["type"]], n["path"])
+            finally:
+                os.close(fd)
+        new = [n["type"] for n in namespaces if not n.get("path")]
+        # 2. a new user namespace: main writes our maps
+        if "user" in new:
+            ksys.unshare(ksys.CLONE_NEWUSER)
+            ch.request_idmap()
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        # 3. the rest
+        flags = 0
+        for t in new:
+            if t != "user":
+                flags |= NS_FLAGS[t]
+        if flags:
+            ksys.unshare(flags)
+        if "time" in new:
+            _time_offsets(ctx.spec)
+        pid = os.fork()
+        if pid == 0:
+            ch.close()
+            from kago.process import init
+            init.run(ctx, init_sock)
+        ch.init_pid(pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: B902 - reported to main
+        ch.send_error(e)
+        os._exit(1)
+
+
+def _time_offsets(spec):
+    offs = (spec.get("linux") or {}).get("timeOffsets") or {}
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        o = offs.get(clock)
+        if o:
+            lines.append(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n")
+    for line in lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(line)

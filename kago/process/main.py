@@ -1,0 +1,149 @@
+"""main's side of the fork chain (see channel.py for the message table)."""
+
+import os
+
+from kago.errors import InvalidArgument, KagoError
+
+
+class Context:
+    """Everything the children need; inherited through fork, never pickled."""
+
+    def __init__(self, *, id, spec, bundle, rootfs, state_dir, cgroup,
+                 no_pivot=False, no_new_keyring=False, keep_fds=0, extra_env=None,
+                 console_socket=None, created="", owner=""):
+        self.id = id
+        self.spec = spec
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.state_dir = state_dir
+        self.cgroup = cgroup
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.keep_fds = keep_fds
+        self.extra_env = extra_env or {}
+        self.console_socket = console_socket
+        self.created = created
+        self.owner = owner
+        self.namespaces = (spec.get("linux") or {}).get("namespaces") or []
+        self.new_namespaces = {n["type"] for n in self.namespaces if not n.get("path")}
+        self.userns = any(n["type"] == "user" for n in self.namespaces)
+        self.new_cgroupns = "cgroup" in self.new_namespaces
+        self.host_pid = 0
+        self.close_fds = []
+
+    def oci_state(self, status, pid):
+        s = {"ociVersion": self.spec.get("ociVersion", "1.2.0"), "id": self.id,
+             "status": status, "pid": pid, "bundle": self.bundle}
+        ann = self.spec.get("annotations")
+        if ann:
+            s["annotations"] = ann
+        return s
+
+
+def spawn(ctx, run_hooks) -> int:
+    """Run the chain; returns init's host pid once init is ``ready``.
+
+    ``run_hooks(kind, state)`` runs prestart/createRuntime hooks in main.  On
+    failure everything spawned is killed and the child's exception re-raised."""
+    from kago.process.channel import (IntermediateToMain, InitToMain, MainToInit,
+                                      MainToIntermediate, pair)
+    for fd in range(3, 3 + ctx.keep_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise InvalidArgument(f"preserve-fds: file descriptor {fd} is not open") \
+                from None
+    m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
+    m_init, init_m = pair(MainToInit, InitToMain, "init", "main")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            m_int.close()
+            m_init.close()
+            from kago.process import intermediate
+            intermediate.run(ctx, int_m, init_m.sock)
+        finally:
+            os._exit(1)
+    int_m.close()
+    init_m.close()
+    init_pid = 0
+    try:
+        while True:
+            msg, _ = m_int.recv()
+            if msg["t"] == "idmap_req":
+                _write_idmaps(pid, ctx.spec)
+                m_int.idmap_done()
+            else:
+                init_pid = msg["pid"]
+                break
+        os.waitpid(pid, 0)
+        pid = 0
+        ctx.host_pid = init_pid
+        while True:
+            msg, _ = m_init.recv()
+            if msg["t"] == "hooks_req":
+                hooks = ctx.spec.get("hooks") or {}
+                st = ctx.oci_state("creating", init_pid)
+                run_hooks("prestart", hooks.get("prestart"), st)
+                run_hooks("createRuntime", hooks.get("createRuntime"), st)
+                m_init.hooks_done()
+            else:
+                break
+        return init_pid
+    except BaseException:
+        m_init.abort()
+        if pid:
+            _kill_wait(pid, child=True)
+        if init_pid:
+            _kill_wait(init_pid, child=False)
+        raise
+    finally:
+        m_int.close()
+        m_init.close()
+
+
+def _kill_wait(pid, child):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    if child:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        return
+    wait_gone(pid)
+
+
+def wait_gone(pid, timeout=None):
+    """Wait until ``pid`` has exited (works for non-children: a pidfd)."""
+    import select
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        r, _, _ = select.select([fd], [], [], timeout)
+        if r:
+            # reap it if it happens to be our child (run: we are its subreaper)
+            try:
+                os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+            except (ChildProcessError, OSError):
+                pass
+        return bool(r)
+    finally:
+        os.close(fd)
+
+
+def _write_idmaps(pid, spec):
+    linux = spec.get("linux") or {}
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                        for m in linux.get(key) or ())
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(lines)
+        except OSError as e:
+            raise KagoError(f"write /proc/{pid}/{name}: {e.strerror} "
+                            f"(linux.{key})") from None
