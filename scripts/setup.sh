@@ -54,11 +54,15 @@ quietly() {
 [ "$(id -u)" = 0 ] || die "run as root: sudo bash scripts/setup.sh"
 [ -f "$REPO/pyproject.toml" ] && [ -f "$REPO/kago/__init__.py" ] || die "$REPO is not the kago source tree"
 
-# One setup at a time on this machine (test.sh runs this too; pip and the
-# venv are shared).
+# One setup at a time per prefix; test.sh holds this lock shared while its
+# tests run, so an install never swaps the code under a running suite.
+LOCK=/run/lock/kago$(echo "$PREFIX" | tr / -).lock
 mkdir -p /run/lock
-exec 9>/run/lock/kago-setup.lock
-flock 9
+exec 9>"$LOCK"
+if ! flock -n 9; then
+    echo "setup.sh: waiting for another kago setup or test run ($LOCK)" >&2
+    flock -w 1800 9 || die "gave up waiting for $LOCK"
+fi
 
 # ---- 1. Debian packages -----------------------------------------------------
 say "Debian packages: ${APT_PACKAGES[*]}"
@@ -122,21 +126,34 @@ if ! "$VENV/bin/python" -c 'import wheel' >/dev/null 2>&1; then
 fi
 
 # ---- 3. install this source tree ----------------------------------------------
-say "installing kago from $REPO into $VENV"
-# Build from a fresh copy: no build/ or *.egg-info in the source tree, and no
-# module deleted from the source can survive in a stale build/lib.
-stage=$(mktemp -d /tmp/kago-build.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-cp "$REPO/pyproject.toml" "$stage/"
-[ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/" || : > "$stage/README.md"
-tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - kago | tar -xf - -C "$stage"
-quietly "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
-    --no-build-isolation --force-reinstall "$stage"
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-[ -f "$SITE/kago/__init__.py" ] || die "kago not found in $SITE after pip install"
-# PYTHONDONTWRITEBYTECODE is set here, so nothing is written at run time:
-# compile now (the launcher imports without -O, so plain .pyc).
-quietly "$VENV/bin/python" -m compileall -q "$SITE/kago"
+# The install is skipped only when exactly this source (every file's name and
+# content) is what was installed last; KAGO_REINSTALL=1 forces it.
+STAMP=$VENV/.kago-source
+hash=$(cd "$REPO" && find kago pyproject.toml README.md -name __pycache__ -prune -o \
+           -type f ! -name '*.pyc' -print0 2>/dev/null | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
+hash="${hash%% *} $(readlink -f "$VENV/bin/python")"
+if [ -z "${KAGO_REINSTALL:-}" ] && [ -f "$SITE/kago/__init__.py" ] &&
+   [ "$(cat "$STAMP" 2>/dev/null)" = "$hash" ]; then
+    say "kago from $REPO: already installed in $VENV (source unchanged)"
+else
+    say "installing kago from $REPO into $VENV"
+    # Build from a fresh copy: no build/ or *.egg-info in the source tree, and no
+    # module deleted from the source can survive in a stale build/lib.
+    rm -f "$STAMP"
+    stage=$(mktemp -d /tmp/kago-build.XXXXXX)
+    trap 'rm -rf "$stage"' EXIT
+    cp "$REPO/pyproject.toml" "$stage/"
+    [ -f "$REPO/README.md" ] && cp "$REPO/README.md" "$stage/" || : > "$stage/README.md"
+    tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - kago | tar -xf - -C "$stage"
+    quietly "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        --no-build-isolation --force-reinstall "$stage"
+    [ -f "$SITE/kago/__init__.py" ] || die "kago not found in $SITE after pip install"
+    # PYTHONDONTWRITEBYTECODE is set here, so nothing is written at run time:
+    # compile now (the launcher imports without -O, so plain .pyc).
+    quietly "$VENV/bin/python" -m compileall -q "$SITE/kago"
+    echo "$hash" > "$STAMP"
+fi
 version=$("$VENV/bin/python" -IS -c "import sys; sys.path.append('$SITE'); import kago; print(kago.__version__)")
 info "kago $version in $SITE"
 

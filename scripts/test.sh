@@ -4,8 +4,9 @@
 #   sudo bash scripts/test.sh [PYTEST_ARGS...]
 #
 #   1. scripts/setup.sh --quiet --no-demo: installs what is missing and
-#      re-installs this source tree into /opt/kago/venv and the launcher
-#      /usr/local/bin/kago, so the tests always run the current code
+#      re-installs this source tree into /opt/kago/venv (when it differs from
+#      what was installed) and the launcher /usr/local/bin/kago, so the tests
+#      always run the current code
 #   2. all of tests/ (unit + integration) on /opt/kago/venv's Python 3.11,
 #      with the installed launcher on PATH (PYTEST_ARGS go to this run)
 #   3. tests/unit on Python 3.12 and 3.13 (/opt/kago/venv-3.12, -3.13),
@@ -28,6 +29,14 @@ if ! bash "$REPO/scripts/setup.sh" --quiet --no-demo; then
     exit 1
 fi
 
+# Hold the setup lock shared while the tests run: another session's setup.sh
+# (exclusive) waits instead of swapping the installed code under this run.
+# pytest gets no copy of the descriptor (9>&- below), so nothing it leaks can
+# keep the lock.
+LOCK=/run/lock/kago$(echo "$PREFIX" | tr / -).lock
+exec 9>"$LOCK"
+flock -s -w 1800 9 || { echo "test.sh: gave up waiting for $LOCK" >&2; exit 1; }
+
 reports=$(mktemp -d /tmp/kago-test-reports.XXXXXX)
 trap 'rm -rf "$reports"' EXIT
 export PATH="$(dirname "$LAUNCHER"):$PATH" KAGO_BIN=$LAUNCHER KAGO_REQUIRE_BIN=1
@@ -38,7 +47,7 @@ summary=()
 run_pytest() {
     local label=$1 py=$2 allow_empty=$3 rc; shift 3
     echo "==> $label: $py -m pytest $*"
-    "$py" -m pytest --junitxml="$reports/$label.xml" "$@"
+    "$py" -m pytest --junitxml="$reports/$label.xml" "$@" 9>&-
     rc=$?
     if [ $rc = 5 ] && [ "$allow_empty" = 1 ]; then
         echo "test.sh: $label: no tests collected"
