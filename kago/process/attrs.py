@@ -1,0 +1,131 @@
+"""The process attributes shared by init and exec'd (tenant) processes:
+cwd, env, user and groups, capabilities, umask, rlimits, noNewPrivileges and
+the fd set.  Runs inside the container (after pivot_root or setns(mnt))."""
+
+import os
+
+from kago import sys as ksys
+from kago.errors import ExecError, SyscallError
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+def preload():
+    """Import what apply() needs while the host's filesystem is still visible."""
+    import ctypes  # noqa: F401
+    import resource  # noqa: F401
+    import stat  # noqa: F401
+    from kago.security import capabilities  # noqa: F401
+
+
+def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None):
+    """Apply ``proc`` to this process; returns (path to exec, env dict)."""
+    from kago.security import capabilities as caps_mod
+    user = proc.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    env = {}
+    for item in proc.get("env") or ():
+        k, _, v = item.partition("=")
+        env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = _home(uid)
+    env.update(extra_env)
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise ExecError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                        f"{e.strerror.lower()}", e.errno, cwd) from None
+    path = lookup(proc["args"][0], env.get("PATH"))
+    _fix_stdio(uid, gid)
+    caps = caps_mod.Caps(proc.get("capabilities"), warn)
+    caps_mod.drop_bounding(caps)
+    groups = user.get("additionalGids") or []
+    try:
+        caps_mod.keep_caps(True)
+        os.setgroups(groups)
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        caps_mod.keep_caps(False)
+    except OSError as e:
+        raise SyscallError(e.errno, "set user", None, f"uid {uid} gid {gid}") from None
+    caps_mod.apply(caps)
+    umask = user.get("umask")
+    os.umask(0o022 if umask is None else umask)
+    if proc.get("rlimits"):
+        import resource
+        for rl in proc["rlimits"]:
+            try:
+                resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
+            except (OSError, ValueError) as e:
+                raise SyscallError(getattr(e, "errno", None) or 1, "setrlimit", None,
+                                   f"{rl['type']} soft {rl['soft']} hard {rl['hard']}") \
+                    from None
+    if proc.get("noNewPrivileges"):
+        ksys.prctl(ksys.PR_SET_NO_NEW_PRIVS, 1)
+    for fd in range(3, 3 + keep_fds):
+        os.set_inheritable(fd, True)
+    ksys.close_range_cloexec(3 + keep_fds)
+    return path, env
+
+
+def _home(uid):
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                p = line.rstrip("\n").split(":")
+                if len(p) >= 6 and p[2] == str(uid):
+                    return p[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup(name, path_env):
+    """Resolve ``name`` like Go's exec.LookPath (runc's messages)."""
+    import stat
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise ExecError(f'exec: "{name}": stat {name}: {e.strerror.lower()}',
+                            e.errno, name) from None
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            raise ExecError(f'exec: "{name}": permission denied', 13, name)
+        return name
+    for d in (path_env or "").split(":"):
+        cand = os.path.join(d or ".", name)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) and st.st_mode & 0o111:
+            return cand
+    raise ExecError(f'exec: "{name}": executable file not found in $PATH', 2, name)
+
+
+def _fix_stdio(uid, gid):
+    null = os.makedev(1, 3)
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if st.st_uid == uid or st.st_rdev == null:
+            continue
+        try:
+            os.fchown(fd, uid, gid)
+        except OSError:
+            pass
+
+
+def restore_signals():
+    import signal
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
