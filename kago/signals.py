@@ -55,10 +55,10 @@ def parse_signal(value) -> int:
 
     Raises :class:`kago.errors.InvalidArgument` (``unknown signal "FOO"``).
     """
-    if type(value) is int:
+    if isinstance(value, int) and not isinstance(value, bool):  # int, signal.Signals
         if 0 <= value < NSIG:
-            return value
-        raise _unknown(value)
+            return int(value)
+        raise _unknown(int(value))
     if not isinstance(value, str):
         raise _unknown(value)
     s = value
