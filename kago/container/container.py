@@ -21,6 +21,7 @@ class Container:
         self.state_dir = os.path.join(root, id)
         self._cfg = None
         self._child = False  # True when this process is init's (sub)reaper
+        self._pty_master = None  # run -t without a console socket: we relay
 
     # ---- loading -----------------------------------------------------------
     @classmethod
@@ -150,6 +151,22 @@ class Container:
         to exit, forwarding signals; returns the exit status as a shell does."""
         from kago.container.run import wait
         return wait(self)
+
+    def exec(self, process: dict, *, detach: bool = False, pid_file=None,
+             console_socket=None, preserve_fds: int = 0, cgroup=None,
+             ignore_paused: bool = False) -> int:
+        """Run ``process`` (an OCI process object) inside the container.
+
+        Foreground: waits, forwarding signals, and returns its exit status.
+        ``detach``: returns its host pid once it has exec'd."""
+        from kago.container.exec import exec_process
+        return exec_process(self, process, detach=detach, pid_file=pid_file,
+                            console_socket=console_socket, preserve_fds=preserve_fds,
+                            cgroup=cgroup, ignore_paused=ignore_paused)
+
+    def processes(self) -> list:
+        """Host pids of every process in the container's cgroup."""
+        return sorted(self._cgroup().pids())
 
     def __repr__(self):
         return f"<Container {self.id} {self.status}>"

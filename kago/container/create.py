@@ -25,10 +25,14 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     linux = spec.get("linux") or {}
     types = {n["type"] for n in linux.get("namespaces") or ()}
     check_spec(spec, types)
-    if (spec["process"] or {}).get("terminal") and not console_socket and detach:
+    terminal = bool(spec["process"].get("terminal"))
+    if terminal and not console_socket and detach:
         raise SpecError("process.terminal",
-                        "cannot allocate tty if runc will detach without setting "
+                        "cannot allocate tty if kago will detach without setting "
                         "console socket")
+    if console_socket and not terminal:
+        raise SpecError("process.terminal",
+                        "cannot use console socket if process.terminal is false")
     os.makedirs(root, 0o711, exist_ok=True)
     state_dir = os.path.join(root, cid)
     try:
@@ -57,11 +61,24 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                       extra_env=extra_env, console_socket=console_socket,
                       created=created)
         ctx.close_fds.append(lock.fd)
+        relay_sock = None
+        if terminal:
+            from kago import tty
+            if console_socket:
+                con = tty.connect_console_socket(console_socket)
+            else:  # run -t: we relay the pty ourselves
+                import socket
+                relay_sock, con = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ctx.console_fd = con.fileno()
         if not detach:
             from kago import sys as ksys
             ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
         from kago.hooks import run_hooks
-        pid = spawn(ctx, run_hooks)
+        try:
+            pid = spawn(ctx, run_hooks)
+        finally:
+            if terminal:
+                con.close()
         st = _st.proc_start_time(pid)
         data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
                 "pid": pid, "start_time": st[1] if st else -1, "status": "created",
@@ -72,7 +89,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                          if k in ("poststart", "poststop") and v},
                "cgroup": cg.to_json(), "systemd": systemd_cgroup,
                "namespaces": linux.get("namespaces") or [],
-               "terminal": bool(spec["process"].get("terminal"))}
+               "process": spec["process"]}
         _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
         if pid_file:
@@ -80,6 +97,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         c = Container(root, cid, data)
         c._cfg = cfg
         c._child = not detach
+        if relay_sock is not None:
+            from kago import tty
+            try:
+                c._pty_master = tty.recv_master(relay_sock)
+            finally:
+                relay_sock.close()
         return c
     except BaseException:
         _undo(state_dir, cg)

@@ -12,7 +12,12 @@ def wait(c) -> int:
     if not c._child:
         raise KagoError("wait: this process is not the container's reaper "
                         "(only a foreground run can wait)")
-    pid = c._data["pid"]
+    return wait_pid(c._data["pid"], c._pty_master)
+
+
+def wait_pid(pid: int, pty_master=None) -> int:
+    """Wait for our (reaped-by-us) child ``pid``, forwarding signals to it and
+    relaying ``pty_master`` to our stdio if given."""
 
     def forward(sig, _frame):
         try:
@@ -27,6 +32,12 @@ def wait(c) -> int:
         except (OSError, ValueError):
             pass
     try:
+        if pty_master is not None:
+            from kago.tty import relay
+            try:
+                relay(pty_master)
+            finally:
+                os.close(pty_master)
         while True:
             try:
                 wpid, status = os.waitpid(-1, 0)

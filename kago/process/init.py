@@ -66,6 +66,9 @@ def _setup(ctx, ch):
     import kago.hooks  # noqa: F401
     from kago.process import attrs
     attrs.preload()
+    if proc.get("terminal"):
+        from kago import tty
+        tty.preload()
     rootfs.pivot(ctx.no_pivot)
     for key, value in (linux.get("sysctl") or {}).items():
         path = "/proc/sys/" + key.replace(".", "/")
@@ -78,6 +81,8 @@ def _setup(ctx, ch):
         ksys.sethostname(spec["hostname"])
     if "domainname" in spec:
         ksys.setdomainname(spec["domainname"])
+    if proc.get("terminal"):
+        _console(ctx, proc)
     rootfs.finalize()
     # the process
     from kago.process import attrs
@@ -110,6 +115,27 @@ def _wait_and_exec(ctx):
             os.write(fd, json.dumps(to_wire(e)).encode())
         finally:
             os._exit(1)
+
+
+def _console(ctx, proc):
+    """The pty from the container's devpts: slave on /dev/console and as the
+    controlling tty and stdio; master sent over the console socket."""
+    from kago import tty
+    master, slave, path = tty.open_pty(proc.get("consoleSize"))
+    try:
+        try:
+            fd = os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+            os.close(fd)
+            ksys.mount(path, "/dev/console", None, ksys.MS_BIND)
+        except OSError:
+            raise
+        tty.send_master(ctx.console_fd, master)
+    finally:
+        os.close(master)
+        os.close(ctx.console_fd)
+    tty.make_controlling(slave, setsid=False)
+    os.close(slave)
 
 
 def _warn(msg):

@@ -30,6 +30,7 @@ class Context:
         self.new_cgroupns = "cgroup" in self.new_namespaces
         self.host_pid = 0
         self.close_fds = []
+        self.console_fd = -1
 
     def oci_state(self, status, pid):
         s = {"ociVersion": self.spec.get("ociVersion", "1.2.0"), "id": self.id,

@@ -1,0 +1,199 @@
+"""exec: a new process in a running container (a "tenant").
+
+main -> intermediate (joins the cgroup and every namespace of init, the user
+namespace first) -> tenant (the second fork: setns(pid) only applies to
+children) -> execve.  The tenant's failure, before or at execve, comes back
+through a close-on-exec pipe as a typed error; EOF means it exec'd (as
+CPython's subprocess does)."""
+
+import json
+import os
+
+from kago.errors import KagoError, from_wire, to_wire
+
+
+def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None,
+                 preserve_fds=0, cgroup=None, ignore_paused=False):
+    from kago import sys as ksys
+    from kago.namespaces import FLAGS, PROC_NAMES
+    from kago.process.channel import IntermediateToMain, MainToIntermediate, pair
+    from kago.spec import validate_process
+
+    validate_process(process)
+    status = c.status
+    if status == "stopped":
+        raise KagoError(f"cannot exec in a stopped container {c.id}")
+    if status == "paused" and not ignore_paused:
+        raise KagoError("cannot exec in a paused container (use --ignore-paused to override)")
+    if status == "created" and False:
+        pass
+    terminal = bool(process.get("terminal"))
+    if terminal and not console_socket and detach:
+        raise KagoError("cannot allocate tty if kago will detach without setting "
+                        "console socket")
+    if console_socket and not terminal:
+        raise KagoError("cannot use console socket if process.terminal is false")
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise KagoError(f"preserve-fds: file descriptor {fd} is not open") from None
+    init_pid = c._data["pid"]
+    cfg = c.config()
+    # open every namespace of init now: one consistent view, before any setns
+    ns_fds = []
+    types = [n["type"] for n in cfg.get("namespaces") or ()]
+    types.sort(key=lambda t: t != "user")
+    try:
+        for t in types:
+            if t == "user":
+                # joining our own user ns is EINVAL: only when it differs
+                if os.stat(f"/proc/{init_pid}/ns/user").st_ino == os.stat(
+                        "/proc/self/ns/user").st_ino:
+                    continue
+            ns_fds.append((os.open(f"/proc/{init_pid}/ns/{PROC_NAMES[t]}",
+                                   os.O_RDONLY | os.O_CLOEXEC), FLAGS[t], t))
+    except OSError as e:
+        for fd, _, _ in ns_fds:
+            os.close(fd)
+        raise KagoError(f"container {c.id}: open namespaces of init: {e.strerror}") from None
+    cg = c._cgroup()
+    cg_dirs = list(cg.dirs.values())
+    if cgroup:
+        cg_dirs = [os.path.join(d, cgroup.lstrip("/")) for d in cg_dirs]
+    con = None
+    relay_sock = None
+    if terminal:
+        from kago import tty
+        if console_socket:
+            con = tty.connect_console_socket(console_socket)
+        else:
+            import socket
+            relay_sock, con = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if not detach:
+        ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(err_r)
+            m_int.close()
+            _intermediate(int_m, err_w, ns_fds, cg_dirs, process, preserve_fds,
+                          con.fileno() if con else -1)
+        finally:
+            os._exit(1)
+    os.close(err_w)
+    int_m.close()
+    for fd, _, _ in ns_fds:
+        os.close(fd)
+    if con is not None:
+        con.close()
+    tenant = 0
+    try:
+        msg, _ = m_int._recv("init_pid")
+        tenant = msg["pid"]
+        os.waitpid(pid, 0)
+        pid = 0
+        data = b""
+        while True:
+            b = os.read(err_r, 65536)
+            if not b:
+                break
+            data += b
+        if data:
+            raise from_wire(json.loads(data))
+    except BaseException:
+        if pid:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        if tenant and not detach:
+            try:
+                os.waitpid(tenant, 0)
+            except ChildProcessError:
+                pass
+        if relay_sock is not None:
+            relay_sock.close()
+        raise
+    finally:
+        os.close(err_r)
+        m_int.close()
+    if pid_file:
+        from kago.container.state import write_text_atomic
+        write_text_atomic(os.path.abspath(pid_file), str(tenant))
+    master = None
+    if relay_sock is not None:
+        from kago import tty
+        try:
+            master = tty.recv_master(relay_sock)
+        finally:
+            relay_sock.close()
+    if detach:
+        return tenant
+    from kago.container.run import wait_pid
+    return wait_pid(tenant, master)
+
+
+def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd):
+    from kago import sys as ksys
+    try:
+        ksys.prctl(ksys.PR_SET_DUMPABLE, 0)
+        for d in cg_dirs:
+            try:
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            except FileNotFoundError:
+                from kago.errors import CgroupError
+                raise CgroupError(f"cgroup {d} does not exist", d) from None
+        from kago.process import attrs
+        attrs.preload()
+        if console_fd >= 0:
+            from kago import tty
+            tty.preload()
+        for fd, flag, t in ns_fds:
+            ksys.setns(fd, flag, f"{t} namespace of init")
+            os.close(fd)
+        if any(t == "user" for _, _, t in ns_fds):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        pid = os.fork()
+        if pid == 0:
+            ch.close()
+            _tenant(err_w, process, keep, console_fd)
+        ch.init_pid(pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: B902
+        ch.send_error(e)
+        os._exit(1)
+
+
+def _tenant(err_w, process, keep, console_fd):
+    import signal
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        from kago.process import attrs
+        if console_fd >= 0:
+            from kago import tty
+            master, slave, _ = tty.open_pty(process.get("consoleSize"))
+            try:
+                tty.send_master(console_fd, master)
+            finally:
+                os.close(master)
+                os.close(console_fd)
+            tty.make_controlling(slave, setsid=True)
+            os.close(slave)
+        path, env = attrs.apply(process, {}, keep)
+        os.set_inheritable(err_w, False)
+        attrs.restore_signals()
+        os.execve(path, process["args"], env)
+    except BaseException as e:  # noqa: B902
+        if isinstance(e, OSError) and not isinstance(e, KagoError):
+            from kago.errors import ExecError
+            e = ExecError(f"exec {process['args'][0]!r}: {e.strerror}", e.errno)
+        try:
+            os.write(err_w, json.dumps(to_wire(e)).encode())
+        finally:
+            os._exit(127)
