@@ -168,5 +168,10 @@ class Container:
         """Host pids of every process in the container's cgroup."""
         return sorted(self._cgroup().pids())
 
+    def ps(self, fmt: str = "table", ps_args=None) -> str:
+        """``kago ps``: the processes as a ps table or a JSON pid array."""
+        from kago.container.ps import ps
+        return ps(self, fmt, ps_args)
+
     def __repr__(self):
         return f"<Container {self.id} {self.status}>"
