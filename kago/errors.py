@@ -128,7 +128,8 @@ def to_wire(exc: BaseException) -> dict:
         return {"type": type(exc).__name__, "message": exc.message,
                 "fields": exc._fields()}
     if isinstance(exc, OSError) and exc.errno:
-        return {"type": "SyscallError", "message": str(exc),
+        msg = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+        return {"type": "SyscallError", "message": msg,
                 "fields": {"errno_": exc.errno, "call": type(exc).__name__,
                            "path": exc.filename, "detail": ""}}
     return {"type": "KagoError", "message": f"{type(exc).__name__}: {exc}", "fields": {}}

@@ -36,6 +36,9 @@ def run(ctx, ch, init_sock):
             ch.request_idmap()
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            # the uid change made us non-dumpable, which hands our /proc files
+            # to the host's root: take them back (init turns this off again)
+            ksys.prctl(ksys.PR_SET_DUMPABLE, 1)
         # 3. the rest
         flags = 0
         for t in new:

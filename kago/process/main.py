@@ -41,6 +41,27 @@ class Context:
         return s
 
 
+def preload(spec):
+    """Import in main everything the children will need: after unshare(user)
+    they may not be able to read the host's modules (e.g. under a 0700 /root),
+    and after pivot_root they can't see them at all."""
+    import resource  # noqa: F401
+    import select  # noqa: F401
+    import stat  # noqa: F401
+    from kago import sys as ksys
+    ksys.libc()
+    import kago.hooks  # noqa: F401
+    import kago.namespaces  # noqa: F401
+    import kago.process.init  # noqa: F401
+    import kago.process.intermediate  # noqa: F401
+    import kago.rootfs  # noqa: F401
+    from kago.process import attrs
+    attrs.preload()
+    if (spec.get("process") or {}).get("terminal"):
+        from kago import tty
+        tty.preload()
+
+
 def spawn(ctx, run_hooks) -> int:
     """Run the chain; returns init's host pid once init is ``ready``.
 
@@ -54,6 +75,10 @@ def spawn(ctx, run_hooks) -> int:
         except OSError:
             raise InvalidArgument(f"preserve-fds: file descriptor {fd} is not open") \
                 from None
+    # exec.fifo is opened here, O_PATH, and inherited: init may not be able to
+    # reach the state dir itself (a 0700 --root seen from a user namespace)
+    ctx.fifo_fd = os.open(os.path.join(ctx.state_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
+    preload(ctx.spec)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
     m_init, init_m = pair(MainToInit, InitToMain, "init", "main")
     pid = os.fork()
@@ -101,6 +126,7 @@ def spawn(ctx, run_hooks) -> int:
     finally:
         m_int.close()
         m_init.close()
+        os.close(ctx.fifo_fd)
 
 
 def _kill_wait(pid, child):
