@@ -44,6 +44,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     lock.__enter__()
     try:
         os.mkfifo(os.path.join(state_dir, _st.FIFO), 0o622)
+        # 0622 whatever the umask: init may write it as another uid (user ns)
+        os.chmod(os.path.join(state_dir, _st.FIFO), 0o622)
         from kago.cgroups import default_path, manager_for
         cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup)
         cg.create()

@@ -59,8 +59,8 @@ def _setup(ctx, ch):
         from kago.hooks import run_hooks
         run_hooks("createContainer", hooks["createContainer"],
                   ctx.oci_state("creating", host_pid))
-    # exec.fifo: opened O_PATH now, reopened for writing through /proc after pivot
-    fifo = os.open(os.path.join(ctx.state_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
+    # exec.fifo: main's O_PATH fd, reopened for writing through /proc after pivot
+    fifo = ctx.fifo_fd
     # nothing can be imported from the host after pivot_root: import now
     import select  # noqa: F401
     import kago.hooks  # noqa: F401
