@@ -1,0 +1,32 @@
+#!/bin/bash
+# run.sh — kago's benchmark against runc and crun.  As root:
+#
+#   sudo bash bench/run.sh [-n RUNS] [--scale N] [--only M[,M]] [--json FILE] [RUNTIME...]
+#
+# Default runtimes: kago (/usr/local/bin/kago) runc crun.  `--help` lists every
+# option; bench/README.md says what is measured and how.
+#
+# Hybrid cgroup hosts: crun <= 1.8 refuses to run when the cgroup2 hierarchy at
+# /sys/fs/cgroup/unified has controllers attached ("cgroups in hybrid mode not
+# supported").  Then the whole benchmark (every runtime alike) runs in a private
+# mount namespace in which an empty file is bind-mounted over
+# /sys/fs/cgroup/unified/cgroup.controllers; the host's mounts are not touched.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=${PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] || PY=$(command -v python3)
+
+case " $* " in *" -h "*|*" --help "*) exec "$PY" -I "$HERE/bench.py" --help ;; esac
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root: sudo bash bench/run.sh" >&2; exit 2; }
+[ -x /usr/bin/time ] || echo "bench/run.sh: /usr/bin/time missing (apt-get install time): no peak RSS" >&2
+
+ctl=/sys/fs/cgroup/unified/cgroup.controllers
+if [ -r "$ctl" ] && [ -n "$(cat "$ctl")" ] && [ -z "${KAGO_BENCH_IN_NS:-}" ]; then
+    echo "# hybrid cgroups, cgroup2 controllers '$(cat "$ctl")': running in a private mount namespace" \
+         "with $ctl hidden (for crun)" >&2
+    empty=$(mktemp /run/kago-bench-empty.XXXXXX)
+    exec env KAGO_BENCH_IN_NS=1 unshare -m --propagation private \
+        sh -c 'mount --bind "$0" '"$ctl"' && rm -f "$0" && exec "$@"' "$empty" \
+        "$PY" -I "$HERE/bench.py" "$@"
+fi
+exec "$PY" -I "$HERE/bench.py" "$@"
