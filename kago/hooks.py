@@ -2,7 +2,7 @@
 ``timeout``.  No subprocess module (import cost, and init may run hooks after
 pivot_root): a plain fork/execve, a pipe for stdin, a pidfd to wait on."""
 
-import json
+from kago import _json as json
 import os
 
 from kago.errors import HookError

@@ -15,9 +15,9 @@ TIOCGWINSZ = 0x5413
 def connect_console_socket(path: str):
     """Connect to the console socket at ``path`` (also paths over 108 bytes:
     through an O_PATH fd of its directory)."""
-    import socket
+    import _socket
     from kago.errors import KagoError
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     dfd = -1
     try:
         target = path
@@ -56,10 +56,11 @@ def set_size(fd, rows, cols):
 
 
 def send_master(sock_fd: int, master: int):
-    import socket
-    s = socket.socket(fileno=sock_fd)
+    import _socket
+    from kago.process.channel import send_fds
+    s = _socket.socket(fileno=sock_fd)
     try:
-        socket.send_fds(s, [b"/dev/ptmx"], [master])
+        send_fds(s, b"/dev/ptmx", [master])
     finally:
         s.detach()
 
@@ -77,14 +78,15 @@ def make_controlling(slave: int, setsid=True):
 
 
 def preload():
+    import _socket  # noqa: F401
     import fcntl  # noqa: F401
-    import socket  # noqa: F401
     import struct  # noqa: F401
+    import kago.process.channel  # noqa: F401
 
 
 def recv_master(sock) -> int:
-    import socket
-    _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+    from kago.process.channel import recv_fds
+    _, fds = recv_fds(sock, 4096, 1)
     if not fds:
         from kago.errors import KagoError
         raise KagoError("no pty master received from the container")

@@ -69,8 +69,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             if console_socket:
                 con = tty.connect_console_socket(console_socket)
             else:  # run -t: we relay the pty ourselves
-                import socket
-                relay_sock, con = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                import _socket
+                relay_sock, con = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
             ctx.console_fd = con.fileno()
         if not detach:
             from kago import sys as ksys

@@ -6,7 +6,7 @@ children) -> execve.  The tenant's failure, before or at execve, comes back
 through a close-on-exec pipe as a typed error; EOF means it exec'd (as
 CPython's subprocess does)."""
 
-import json
+from kago import _json as json
 import os
 
 from kago.errors import KagoError, from_wire, to_wire
@@ -68,8 +68,8 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         if console_socket:
             con = tty.connect_console_socket(console_socket)
         else:
-            import socket
-            relay_sock, con = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            import _socket
+            relay_sock, con = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     if not detach:
         ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -171,7 +171,7 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd):
 
 
 def _tenant(err_w, process, keep, console_fd):
-    import signal
+    import _signal as signal
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         from kago.process import attrs

@@ -1,7 +1,7 @@
 """run (foreground): wait for init, forwarding signals to it."""
 
 import os
-import signal as _signal
+import _signal
 
 from kago.errors import KagoError
 

@@ -1,6 +1,6 @@
 """start: release init through exec.fifo, then run poststart hooks."""
 
-import json
+from kago import _json as json
 import os
 
 from kago.container import state as _st

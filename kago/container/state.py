@@ -7,7 +7,7 @@ Writes are atomic (temp file, fsync, rename); :class:`Lock` serialises verbs
 on one id with flock(2) on the state directory.
 """
 
-import json
+from kago import _json as json
 import os
 
 DEFAULT_ROOT = "/run/kago"
@@ -59,9 +59,20 @@ class Lock:
         self.fd = -1
 
     def __enter__(self):
+        """Lock; :class:`ContainerNotFound` if the directory is gone, or went
+        while we waited (another verb deleted the container)."""
         import fcntl
-        self.fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        from kago.errors import ContainerNotFound
+        cid = os.path.basename(self.state_dir.rstrip("/"))
+        try:
+            self.fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(cid) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if os.fstat(self.fd).st_nlink == 0:
+            os.close(self.fd)
+            self.fd = -1
+            raise ContainerNotFound(cid)
         return self
 
     def __exit__(self, *exc):

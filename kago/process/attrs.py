@@ -126,6 +126,6 @@ def _fix_stdio(uid, gid):
 
 
 def restore_signals():
-    import signal
-    for s in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(s, signal.SIG_DFL)
+    import _signal
+    for s in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(s, _signal.SIG_DFL)

@@ -6,9 +6,9 @@ reports ``ready`` to main and blocks on exec.fifo until ``start``; then runs
 startContainer hooks and execs ``process.args``.  Never returns.
 """
 
-import json
+from kago import _json as json
 import os
-import signal
+import _signal as signal
 
 from kago import sys as ksys
 from kago.errors import ExecError, SpecError, SyscallError, to_wire

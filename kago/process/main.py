@@ -45,8 +45,11 @@ def preload(spec):
     """Import in main everything the children will need: after unshare(user)
     they may not be able to read the host's modules (e.g. under a 0700 /root),
     and after pivot_root they can't see them at all."""
+    import _socket  # noqa: F401
+    import fcntl  # noqa: F401
     import resource  # noqa: F401
     import select  # noqa: F401
+    import struct  # noqa: F401
     import stat  # noqa: F401
     from kago import sys as ksys
     ksys.libc()

@@ -25,7 +25,7 @@ This module is imported on every ``create``: it is deliberately flat (no
 classes, no ``re``) and builds JSON paths for messages only on the error path.
 """
 
-import json
+from kago import _json as json
 import os
 
 from kago.errors import InvalidArgument, SpecError
@@ -535,7 +535,7 @@ def load(bundle, require_process=True):
     except OSError as e:
         raise SpecError("", f"open {path}: {_strerror(e)}") from None
     try:
-        spec = json.loads(data, parse_constant=_no_constant)
+        spec = json.loads(data)
     except json.JSONDecodeError as e:
         raise SpecError("", f"invalid JSON at line {e.lineno} column {e.colno}: "
                         f"{e.msg}") from None

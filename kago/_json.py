@@ -1,0 +1,131 @@
+"""JSON without the ``json`` package.
+
+``import json`` pulls in re and enum: about 10 ms of start-up on this class of
+machine, more than a whole ``kago state`` may cost.  The C accelerator
+``_json`` that json itself uses is cheap to import; this module drives it
+directly.  ``loads`` behaves like ``json.loads`` (strict, no NaN/Infinity
+accepted unless ``allow_nan``), ``dumps`` like ``json.dumps`` with
+``ensure_ascii=False`` (compact by default, or ``indent``ed).
+"""
+
+import _json
+
+
+class JSONDecodeError(ValueError):
+    def __init__(self, msg, doc, pos):
+        lineno = doc.count("\n", 0, pos) + 1
+        colno = pos - doc.rfind("\n", 0, pos)
+        super().__init__(f"{msg}: line {lineno} column {colno} (char {pos})")
+        self.msg, self.doc, self.pos, self.lineno, self.colno = msg, doc, pos, lineno, colno
+
+
+def _bad_constant(name):
+    raise ValueError(f"invalid constant {name}")
+
+
+class _Ctx:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod(_bad_constant)
+    memo = None
+
+
+_scanner = _json.make_scanner(_Ctx())
+_WS = " \t\n\r"
+
+
+def loads(s):
+    if isinstance(s, (bytes, bytearray)):
+        if s[:3] == b"\xef\xbb\xbf":
+            raise JSONDecodeError("Unexpected UTF-8 BOM", s.decode("utf-8", "replace"), 0)
+        s = s.decode("utf-8")
+    n = len(s)
+    i = 0
+    while i < n and s[i] in _WS:
+        i += 1
+    try:
+        obj, end = _scanner(s, i)
+    except StopIteration as e:
+        raise JSONDecodeError("Expecting value", s, e.value) from None
+    except _json_error() as e:  # the C scanner raises json.JSONDecodeError lazily
+        raise JSONDecodeError(getattr(e, "msg", str(e)), s, getattr(e, "pos", 0)) from None
+    while end < n and s[end] in _WS:
+        end += 1
+    if end != n:
+        raise JSONDecodeError("Extra data", s, end)
+    return obj
+
+
+def _json_error():
+    # _json raises json.decoder.JSONDecodeError (it imports json.decoder
+    # only when it has an error to raise); catch ValueError, its base
+    return ValueError
+
+
+_enc_str = _json.encode_basestring
+_c_encoder = _json.make_encoder(None, None, _enc_str, None, ":", ",", False, False, True)
+_c_encoder_spaced = _json.make_encoder(None, None, _enc_str, None, ": ", ", ",
+                                       False, False, True)
+
+
+def _float(o):
+    if o != o or o in (float("inf"), float("-inf")):
+        raise ValueError(f"Out of range float values are not JSON compliant: {o!r}")
+    return float.__repr__(o)
+
+
+def dumps(obj, indent=None, separators=None, ensure_ascii=False):
+    if indent is None:
+        enc = _c_encoder if separators == (",", ":") or separators is None else _c_encoder_spaced
+        if separators is None:
+            enc = _c_encoder_spaced
+        return "".join(enc(obj, 0))
+    out = []
+    _pretty(obj, out, " " * indent if isinstance(indent, int) else indent, 0)
+    return "".join(out)
+
+
+def _pretty(o, out, ind, level):
+    if isinstance(o, dict):
+        if not o:
+            out.append("{}")
+            return
+        pad = "\n" + ind * (level + 1)
+        out.append("{")
+        first = True
+        for k, v in o.items():
+            out.append(pad if first else "," + pad)
+            first = False
+            out.append(_enc_str(str(k)))
+            out.append(": ")
+            _pretty(v, out, ind, level + 1)
+        out.append("\n" + ind * level + "}")
+    elif isinstance(o, (list, tuple)):
+        if not o:
+            out.append("[]")
+            return
+        pad = "\n" + ind * (level + 1)
+        out.append("[")
+        first = True
+        for v in o:
+            out.append(pad if first else "," + pad)
+            first = False
+            _pretty(v, out, ind, level + 1)
+        out.append("\n" + ind * level + "]")
+    elif isinstance(o, str):
+        out.append(_enc_str(o))
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif o is None:
+        out.append("null")
+    elif isinstance(o, int):
+        out.append(int.__repr__(o))
+    elif isinstance(o, float):
+        out.append(_float(o))
+    else:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
