@@ -33,6 +33,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import select
 import shutil
 import signal
@@ -154,9 +155,14 @@ def spawn(argv, *, timeout=120.0, rss=False, stdout=None):
 
 
 def first_line(err):
+    """The first non-empty line of a runtime's stderr (the msg of a
+    logrus-style `time=... level=error msg="..."` line)."""
     for line in err.splitlines():
         line = line.strip()
         if line:
+            m = re.search(r'level=\w+ msg="((?:[^"\\]|\\.)*)"', line)
+            if m:
+                line = m.group(1).replace('\\"', '"')
             return line[:200]
     return ""
 
@@ -799,13 +805,15 @@ def report(b, info, out=sys.stdout):
             per = b.data.get(label, {})
             if not per and not any((measure, rt.name) in b.failed for rt in rts):
                 continue
-            for i, rt in enumerate(rts):
-                name = label if i == 0 else ""
+            shown = False
+            for rt in rts:
                 ss = per.get(rt.name)
+                if not ss and label != head:
+                    continue
+                name = "" if shown else label
+                shown = True
                 if not ss:
                     why = b.failed.get((measure, rt.name), "no samples")
-                    if label != head:
-                        continue
                     p("| %s | %s | n/a: %s |%s" % (name, rt.name, why.replace("|", "/"),
                                                    " |" * (3 + len(bases))))
                     continue
