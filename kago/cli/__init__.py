@@ -1,0 +1,158 @@
+"""The ``kago`` command: a drop-in for runc's command line.
+
+    main(argv=None)      run a command line and exit with its status
+    run(argv=None)       the same, returning the exit status
+    parse(argv=None)     parse only (no side effects): an Invocation
+
+Layout: ``flags`` (the runc/urfave grammar and the tables of commands and
+flags), ``commands`` (one function per command, reaching the library through
+``commands.lib``), ``output`` (Go's JSON and tabwriter), ``helptext`` (help
+screens, imported only for help and usage errors), ``kago.log`` (logrus-shaped
+log lines).
+
+What happens, in runc's order: global flags are parsed (an error there is
+reported before logging is set up); ``--help``/``--version``; then runc's
+``Before``: ``--root`` is made absolute and logging configured; then the
+command's flags and arguments are checked and the command runs.  Every
+failure is logged as an error record (to ``--log`` if given, where
+containerd/conmon read the last one) and, when the log is a file, also printed
+bare to stderr; the exit status is 1 (3 for an unknown command).
+"""
+
+import sys
+
+
+def parse(argv=None):
+    """Parse ``argv`` (without the program name); see :func:`kago.cli.flags.parse`."""
+    from kago.cli.flags import parse as _parse
+    return _parse(argv)
+
+
+def main(argv=None):
+    """Entry point of the ``kago`` executable: never returns."""
+    code = run(argv)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(code)
+
+
+def run(argv=None):
+    """Run one kago command line and return its exit status."""
+    from kago.cli import flags
+    try:
+        inv = flags.parse(argv)
+    except flags.UsageError as e:
+        return _usage_error(e)
+    except KeyboardInterrupt:
+        return 130
+    if inv.action == "version":
+        import kago
+        _stdout(f"{flags.PROG} version {kago.__version__}\nspec: {kago.OCI_VERSION}\n")
+        return 0
+    if inv.action == "help" and inv.command is None:
+        from kago.cli.helptext import app_help
+        _stdout(app_help())
+        return 0
+    err = _before(inv)
+    if err:
+        return err
+    if inv.action == "help":
+        from kago.cli.helptext import command_help
+        _stdout(command_help(inv.command))
+        return 0
+    return execute(inv)
+
+
+def execute(inv):
+    """Run a parsed command (logging already configured); its exit status."""
+    from kago.cli import commands
+    try:
+        return commands.COMMANDS[inv.command](inv) or 0
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit:
+        raise
+    except BaseException as e:
+        from kago import log
+        if log.debug_enabled():
+            import traceback
+            traceback.print_exc()
+        fatal(commands.error_message(inv.command, e))
+        return 1
+
+
+def fatal(msg):
+    """runc's fatal(): log ``msg`` as an error; print it too if the log is a file."""
+    from kago import log
+    log.error(msg)
+    if not log.to_stderr():
+        _stderr(msg + "\n")
+
+
+def _before(inv):
+    """runc's ``Before``: --root made absolute, logging configured.  0 or 1."""
+    from kago import log
+    g = inv.globals
+    log.configure(None, "text", g["debug"])
+    if "root" in inv.explicit:
+        import os
+        root = os.path.abspath(g["root"])
+        if root == "/":
+            log.error("Option --root argument should not be set to /")
+            return 1
+        g["root"] = root
+    try:
+        log.configure(g["log"] or None, g["log_format"], g["debug"])
+    except ValueError as e:
+        log.error(str(e))
+        return 1
+    except OSError as e:
+        from kago.cli.commands import os_error_text
+        log.configure(None, g["log_format"], g["debug"])
+        log.error(f"open {os_error_text(e)}")
+        return 1
+    return 0
+
+
+def _usage_error(e):
+    """Report a UsageError the way urfave/cli + runc do."""
+    from kago import log
+    from kago.cli import helptext
+    if e.stage == "global":
+        log.configure()                     # not set up yet: text to stderr
+        _stdout(f"Incorrect Usage. {e.message}\n\n" + helptext.app_help())
+        log.error(e.message)
+        return e.exit_code
+    err = _before(e.invocation)
+    if err:
+        return err
+    if e.stage == "topic":
+        # urfave writes "No help topic for 'x'\n" through runc's FatalWriter
+        log.error(e.message + "\n")
+        if not log.to_stderr():
+            _stderr(e.message + "\n")
+        return e.exit_code
+    if e.stage == "command":
+        _stdout(f"Incorrect Usage: {e.message}\n\n" + helptext.command_help(e.command))
+    else:
+        _stdout("Incorrect Usage.\n\n" + helptext.command_help(e.command))
+    fatal(e.message)
+    return e.exit_code
+
+
+def _stdout(text):
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _stderr(text):
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass

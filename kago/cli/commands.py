@@ -1,0 +1,297 @@
+"""One function per kago command.
+
+Each ``cmd_<name>(inv)`` takes a parsed :class:`kago.cli.flags.Invocation`
+(``inv.root``, ``inv.opts``, ``inv.args``), does its work through the library
+and returns the exit code; failures are raised (library errors, or
+:class:`CommandError` for the CLI's own) and turned into runc's messages by
+:func:`error_message`.  ``COMMANDS`` maps a command name to its function; a
+new command is one function here plus one row in ``flags.COMMANDS``.
+
+Command functions reach the library only through ``lib`` (a
+:class:`Library`), which imports ``kago.container`` & co. on first use, so
+``kago state`` imports what ``state`` needs and nothing else.  Tests inject a
+fake with ``monkeypatch.setattr(commands, "lib", Library(Container=Fake))``.
+"""
+
+import sys
+
+from kago.cli.flags import PROG
+
+
+class Library:
+    """Lazy handles on the library objects the commands use.
+
+    ``Library(Container=Fake)`` pins some of them (for tests); the others
+    are imported from their modules on first use.
+    """
+
+    _WHERE = {
+        "ContainerBuilder": "kago.container.builder",
+        "Container": "kago.container.container",
+        "write_default_spec": "kago.spec",
+    }
+
+    def __init__(self, **objects):
+        self.__dict__.update(objects)
+
+    def __getattr__(self, name):
+        mod = self._WHERE.get(name)
+        if mod is None:
+            raise AttributeError(name)
+        value = getattr(__import__(mod, fromlist=[name]), name)
+        self.__dict__[name] = value
+        return value
+
+
+lib = Library()
+
+
+class CommandError(Exception):
+    """A failure found by the CLI itself; ``str()`` is the whole message."""
+
+
+def _out(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# --- create / run -----------------------------------------------------------
+
+def _build(inv, detach):
+    """ContainerBuilder(...).as_init(...).build() from create/run's flags.
+
+    Paths are made absolute here as runc does: the pid file against the
+    current directory, the bundle too, and the console socket against the
+    bundle (runc connects to it after chdir-ing into the bundle).
+    """
+    import os
+    o = inv.opts
+    bundle = os.path.abspath(o["bundle"] or ".")
+    pid_file = os.path.abspath(o["pid_file"]) if o["pid_file"] else None
+    console_socket = os.path.join(bundle, o["console_socket"]) if o["console_socket"] else None
+    builder = lib.ContainerBuilder(inv.args[0], root=inv.root,
+                                   systemd_cgroup=inv.globals["systemd_cgroup"])
+    return builder.as_init(bundle, pid_file=pid_file, console_socket=console_socket,
+                           no_pivot=o["no_pivot"], no_new_keyring=o["no_new_keyring"],
+                           preserve_fds=o["preserve_fds"], detach=detach).build()
+
+
+def cmd_create(inv):
+    _build(inv, detach=True)
+    return 0
+
+
+def cmd_run(inv):
+    o = inv.opts
+    c = _build(inv, detach=o["detach"])
+    try:
+        c.start()
+        if o["detach"]:
+            return 0
+        status = c.wait()
+    except BaseException:
+        if not o["keep"]:
+            _destroy(c)
+        raise
+    if not o["keep"]:
+        _destroy(c)
+    return status
+
+
+def _destroy(c):
+    """Delete a container after `run`; a failure is logged, as runc does."""
+    try:
+        c.delete(force=True)
+    except Exception as e:
+        from kago import log
+        log.error(error_message("delete", e))
+
+
+# --- the verbs on an existing container ---------------------------------
+
+def cmd_start(inv):
+    lib.Container.load(inv.root, inv.args[0]).start()
+    return 0
+
+
+def cmd_state(inv):
+    c = lib.Container.load(inv.root, inv.args[0])
+    st = c.state()
+    from kago.cli.output import dumps
+    _out(dumps(st, indent="  "))               # runc prints no trailing newline
+    return 0
+
+
+def cmd_kill(inv):
+    c = lib.Container.load(inv.root, inv.args[0])
+    # the library parses the signal (kago.signals: 9, KILL, SIGKILL, sigkill, RTMIN+3)
+    # after the container is found, in runc's order
+    sig = inv.args[1] if len(inv.args) > 1 and inv.args[1] else "SIGTERM"
+    c.kill(sig, all=inv.opts["all"])
+    return 0
+
+
+def cmd_delete(inv):
+    force = inv.opts["force"]
+    from kago.errors import ContainerNotFound
+    try:
+        c = lib.Container.load(inv.root, inv.args[0])
+    except ContainerNotFound:
+        if force:               # containerd's shim: `delete ID` then `delete --force ID`
+            return 0
+        raise
+    c.delete(force=force)
+    return 0
+
+
+# --- list / spec ------------------------------------------------------------
+
+def cmd_list(inv):
+    quiet = inv.opts["quiet"]
+    fmt = inv.opts["format"]
+    items = []
+    for c in sorted(lib.Container.list(inv.root), key=lambda c: c.id):
+        if quiet:
+            items.append((c, None))
+            continue
+        try:
+            st = c.state()
+        except Exception as e:                  # vanished meanwhile: runc skips it
+            sys.stderr.write(f"state for {c.id}: {error_message('state', e)}\n")
+            continue
+        items.append((c, st))
+    if quiet:
+        _out("".join(f"{c.id}\n" for c, _ in items))
+        return 0
+    if fmt == "table":
+        from kago.cli.output import tabwrite
+        rows = ["ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n"]
+        for c, st in items:
+            rows.append(f"{st.get('id', c.id)}\t{st.get('pid') or 0}\t{st.get('status', '')}\t"
+                        f"{st.get('bundle', '')}\t{st.get('created', '')}\t"
+                        f"{_owner(inv.root, c.id, st)}\n")
+        _out(tabwrite("".join(rows), minwidth=12, padding=3))
+    elif fmt == "json":
+        from kago.cli.output import dumps
+        out = []
+        for c, st in items:
+            d = {k: st.get(k, "") for k in ("ociVersion", "id", "pid", "status", "bundle",
+                                             "rootfs", "created")}
+            d["pid"] = st.get("pid") or 0
+            if st.get("annotations"):
+                d["annotations"] = st["annotations"]
+            d["owner"] = _owner(inv.root, c.id, st)
+            out.append(d)
+        _out(dumps(out or None) + "\n")       # runc: `null` for no containers
+    else:
+        raise CommandError("invalid format option")
+    return 0
+
+
+def _owner(root, cid, st):
+    """The user owning the container's state directory (runc's OWNER column)."""
+    import os
+    try:
+        uid = os.stat(os.path.join(root, cid)).st_uid
+    except OSError:
+        return st.get("owner", "")
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return f"#{uid}"
+
+
+def cmd_spec(inv):
+    import os
+    lib.write_default_spec(os.path.abspath(inv.opts["bundle"] or "."), inv.opts["rootless"])
+    return 0
+
+
+# --- not there yet ------------------------------------------------------------
+
+def _not_implemented(inv):
+    raise CommandError(f"{PROG}: {inv.command}: not implemented yet")
+
+
+cmd_ps = cmd_exec = cmd_pause = cmd_resume = cmd_events = _not_implemented
+cmd_update = cmd_features = cmd_checkpoint = cmd_restore = _not_implemented
+
+
+COMMANDS = {
+    "checkpoint": cmd_checkpoint,
+    "create": cmd_create,
+    "delete": cmd_delete,
+    "events": cmd_events,
+    "exec": cmd_exec,
+    "kill": cmd_kill,
+    "list": cmd_list,
+    "pause": cmd_pause,
+    "ps": cmd_ps,
+    "restore": cmd_restore,
+    "resume": cmd_resume,
+    "run": cmd_run,
+    "spec": cmd_spec,
+    "start": cmd_start,
+    "state": cmd_state,
+    "update": cmd_update,
+    "features": cmd_features,
+}
+
+
+# --- errors -> runc's messages ------------------------------------------------
+
+def error_message(command, exc):
+    """The one-line message runc would print for ``exc`` raised by ``command``.
+
+    containerd and CRI-O match some of these texts ("does not exist",
+    "container not running"), so the library's state errors are reworded to
+    runc's; other library errors keep their own text.  create/run failures are
+    prefixed ``kago create failed: `` as runc does.
+    """
+    from kago import errors as E
+    if isinstance(exc, CommandError):
+        return str(exc)
+    if isinstance(exc, E.ContainerNotFound):
+        msg = "container does not exist"
+    elif isinstance(exc, E.ContainerExists):
+        msg = "container with given ID already exists"
+    elif isinstance(exc, E.InvalidState):
+        msg = _invalid_state(command, exc)
+    elif isinstance(exc, E.KagoError):
+        msg = str(exc) or type(exc).__name__
+    elif isinstance(exc, OSError):
+        msg = os_error_text(exc)
+    else:
+        text = str(exc)
+        msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if command in ("create", "run"):
+        msg = f"{PROG} {command} failed: {msg}"
+    return msg
+
+
+def _invalid_state(command, exc):
+    status = getattr(exc, "status", "") or ""
+    if command == "start":
+        if status == "stopped":
+            return "cannot start a container that has stopped"
+        if status == "running":
+            return "cannot start an already running container"
+        return f"cannot start a container in the {status} state"
+    if command == "delete":
+        return f"cannot delete container {getattr(exc, 'id', '')} that is not stopped: {status}"
+    if command == "resume":
+        return "container not paused"
+    if command in ("kill", "pause", "exec", "ps", "events", "update", "checkpoint"):
+        return "container not running"
+    return str(exc)
+
+
+def os_error_text(exc):
+    """An OSError the way Go prints a PathError: ``open /x: no such file or directory``."""
+    import os
+    why = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
+    why = why[:1].lower() + why[1:]
+    if exc.filename is not None:
+        return f"{exc.filename}: {why}"
+    return why
