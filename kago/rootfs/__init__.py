@@ -299,6 +299,7 @@ class Rootfs:
             ksys.mount(self.root, "/", None, ksys.MS_MOVE)
             os.chroot(".")
             os.chdir("/")
+            self._root_propagation()
             return
         oldroot = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         newroot = os.open(self.root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
@@ -312,6 +313,14 @@ class Rootfs:
         finally:
             os.close(oldroot)
             os.close(newroot)
+        self._root_propagation()
+
+    def _root_propagation(self):
+        """rootfsPropagation for the new / itself (as runc does after the pivot):
+        before it, the flag only set how the host's mounts reach our copies."""
+        flag = PROPAGATION.get(self.linux.get("rootfsPropagation") or "")
+        if flag:
+            ksys.mount(None, "/", None, flag)
 
     def finalize(self):
         """Inside the new root: readonly root, readonly and masked paths."""

@@ -138,13 +138,14 @@ def _components(path: str):
 
 
 def open_in_root(rootfd: int, path: str, *, create: str | None = None,
-                 mode: int = 0o755) -> int:
+                 mode: int = 0o755, _depth: int = 0) -> int:
     """Open ``path`` (resolved as if ``rootfd`` were /) as an O_PATH fd.
 
     Symlinks, ``..`` and absolute links are all resolved inside the root
     (openat2 RESOLVE_IN_ROOT), so nothing in the image can point us at the
     host.  With ``create`` = "dir" or "file", missing components are made
-    (directories, and the last one as ``create`` says)."""
+    (directories, and the last one as ``create`` says); a dangling symlink on
+    the way has its target made, resolved inside the root too."""
     rel = "/".join(_components(path)) or "."
     resolve = ksys.RESOLVE_IN_ROOT | ksys.RESOLVE_NO_MAGICLINKS
     try:
@@ -164,23 +165,37 @@ def open_in_root(rootfd: int, path: str, *, create: str | None = None,
                 raise
         parent = "/".join(comps[:i - 1]) or "."
         pfd = ksys.openat2(rootfd, parent, os.O_PATH | os.O_DIRECTORY, 0, resolve)
+        kind = create if i == len(comps) else "dir"
+        link = None
         try:
-            last = i == len(comps)
-            if last and create == "file":
+            if kind == "file":
                 fd = os.open(comps[i - 1], os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o644, dir_fd=pfd)
                 os.close(fd)
             else:
-                try:
-                    os.mkdir(comps[i - 1], mode, dir_fd=pfd)
-                except FileExistsError:
-                    pass
+                os.mkdir(comps[i - 1], mode, dir_fd=pfd)
         except OSError as e:
-            raise SyscallError(e.errno, "mkdir" if create != "file" else "create",
-                               path) from None
+            # EEXIST (mkdir) / ELOOP (O_NOFOLLOW): a dangling symlink, or a race
+            link = _readlink(comps[i - 1], pfd)
+            if link is None and not isinstance(e, FileExistsError):
+                raise SyscallError(e.errno, "mkdir" if create != "file" else "create",
+                                   path) from None
         finally:
             os.close(pfd)
+        if link is not None:
+            if _depth >= 40:
+                raise SyscallError(errno.ELOOP, "mkdir", path)
+            if not link.startswith("/"):
+                link = "/" + parent + "/" + link
+            os.close(open_in_root(rootfd, link, create=kind, mode=mode, _depth=_depth + 1))
     return ksys.openat2(rootfd, rel, os.O_PATH, 0, resolve)
+
+
+def _readlink(name, dir_fd):
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return None
 
 
 def fdpath(fd: int) -> str:
