@@ -97,10 +97,14 @@ class KagoFailed(AssertionError):
 
     def __init__(self, result: subprocess.CompletedProcess):
         self.result = result
+        def show(text):
+            if text is None:
+                return "(not captured)\n"
+            return text if text.endswith("\n") or not text else text + "\n"
         super().__init__(
             f"{' '.join(map(str, result.args))}\n"
             f"exit status {result.returncode}\n"
-            f"--- stdout\n{result.stdout}--- stderr\n{result.stderr}")
+            f"--- stdout\n{show(result.stdout)}--- stderr\n{show(result.stderr)}")
 
 
 def _merge(dst: dict, src: dict) -> dict:
