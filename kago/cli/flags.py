@@ -87,7 +87,6 @@ _DETACH = ("detach, d", BOOL, "detach from the container's process")
 _NO_SUBREAPER = ("no-subreaper", BOOL,
                  "disable the use of the subreaper used to reap reparented processes")
 _FORMAT = ("format, f", STRING, "select one of: table or json", "table")
-_IMAGE_PATH = "image-path"
 _WORK_PATH = ("work-path", STRING, "path for saving work files and logs")
 _TCP = ("tcp-established", BOOL, "allow open tcp connections")
 _EXT_UNIX = ("ext-unix-sk", BOOL, "allow external unix sockets")
@@ -129,7 +128,7 @@ other options are ignored."""
 # The order is runc's (it is the order of `kago --help`).
 COMMANDS = {
     "checkpoint": ((
-        (_IMAGE_PATH, STRING, "path for saving criu image files"),
+        ("image-path", STRING, "path for saving criu image files"),
         _WORK_PATH,
         ("parent-path", STRING, "path for previous criu image files in pre-dump"),
         ("leave-running", BOOL, "leave the process running after checkpointing"),
@@ -181,7 +180,7 @@ COMMANDS = {
     "ps": ((_FORMAT,), ((MIN, 1),), False),
     "restore": ((
         _CONSOLE_SOCKET,
-        (_IMAGE_PATH, STRING, "path to criu image files for restoring"),
+        ("image-path", STRING, "path to criu image files for restoring"),
         _WORK_PATH, _TCP, _EXT_UNIX, _SHELL_JOB, _FILE_LOCKS, _CG_MODE,
         ("bundle, b", STRING, "path to the root of the bundle directory"),
         _DETACH, _PID_FILE, _NO_SUBREAPER, _NO_PIVOT, _EMPTY_NS, _AUTO_DEDUP, _LAZY,
