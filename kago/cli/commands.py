@@ -214,8 +214,182 @@ def _not_implemented(inv):
     raise CommandError(f"{PROG}: {inv.command}: not implemented yet")
 
 
-cmd_ps = cmd_exec = cmd_pause = cmd_resume = cmd_events = _not_implemented
-cmd_update = cmd_features = cmd_checkpoint = cmd_restore = _not_implemented
+def cmd_ps(inv):
+    """runc ps: json (the pid array) or ps's table filtered to the container."""
+    fmt = inv.opts.get("format") or "table"
+    if fmt not in ("table", "json"):
+        raise CommandError(f"invalid format option {fmt!r}")
+    c = lib.Container.load(inv.root, inv.args[0])
+    out = c.ps(fmt, inv.args[1:] or None)
+    _out(out if fmt == "table" else out + "\n")
+    return 0
+
+
+def cmd_exec(inv):
+    """runc exec: --process FILE, or the container's process with the args and
+    flags applied (env appended so -e wins, --cap into the bounding, effective
+    and permitted sets, and ambient when inheritable is set)."""
+    import os
+    o = inv.opts
+    c = lib.Container.load(inv.root, inv.args[0])
+    if o.get("process"):
+        from kago import _json
+        try:
+            with open(o["process"], "rb") as f:
+                p = _json.loads(f.read())
+        except OSError as e:
+            raise CommandError(f"open {o['process']}: {e.strerror.lower()}") from None
+        except ValueError as e:
+            raise CommandError(f"{o['process']}: invalid JSON: {e}") from None
+    else:
+        if len(inv.args) < 2:
+            raise CommandError("exec args cannot be empty")
+        import copy
+        p = copy.deepcopy(c.config().get("process") or {})
+        p["args"] = list(inv.args[1:])
+        p["terminal"] = bool(o.get("tty"))
+        p.pop("consoleSize", None)
+        if o.get("env"):
+            p["env"] = list(p.get("env") or []) + list(o["env"])
+        if o.get("cwd"):
+            p["cwd"] = o["cwd"]
+        user = dict(p.get("user") or {})
+        if o.get("user"):
+            u, _, g = o["user"].partition(":")
+            try:
+                user["uid"] = int(u)
+                if g:
+                    user["gid"] = int(g)
+            except ValueError:
+                raise CommandError(f"parsing {o['user']} as uid[:gid]: invalid syntax") \
+                    from None
+        if o.get("additional_gids"):
+            user["additionalGids"] = list(o["additional_gids"])
+        p["user"] = user
+        if o.get("cap"):
+            caps = dict(p.get("capabilities") or {})
+            for cap in o["cap"]:
+                for k in ("bounding", "effective", "permitted"):
+                    caps[k] = list(caps.get(k) or []) + [cap]
+                if caps.get("inheritable") is not None:
+                    caps["ambient"] = list(caps.get("ambient") or []) + [cap]
+            p["capabilities"] = caps
+        if o.get("no_new_privs"):
+            p["noNewPrivileges"] = True
+        if o.get("apparmor"):
+            p["apparmorProfile"] = o["apparmor"]
+        if o.get("process_label"):
+            p["selinuxLabel"] = o["process_label"]
+    cg = None
+    for item in o.get("cgroup") or ():
+        cg = item.partition(":")[2] if ":" in item else item
+    pid_file = os.path.abspath(o["pid_file"]) if o.get("pid_file") else None
+    sock = os.path.abspath(o["console_socket"]) if o.get("console_socket") else None
+    rc = c.exec(p, detach=bool(o.get("detach")), pid_file=pid_file, console_socket=sock,
+                preserve_fds=o.get("preserve_fds") or 0, cgroup=cg,
+                ignore_paused=bool(o.get("ignore_paused")))
+    return 0 if o.get("detach") else rc
+cmd_features = cmd_checkpoint = cmd_restore = _not_implemented
+
+
+# --- cgroups: pause / resume / events / update ---------------------------------
+
+def cmd_pause(inv):
+    lib.Container.load(inv.root, inv.args[0]).pause()
+    return 0
+
+
+def cmd_resume(inv):
+    lib.Container.load(inv.root, inv.args[0]).resume()
+    return 0
+
+
+def cmd_events(inv):
+    """One JSON event per line, as runc's json.Encoder writes them."""
+    import json
+    from kago.errors import InvalidState
+    c = lib.Container.load(inv.root, inv.args[0])
+    if inv.opts["interval"] <= 0:
+        raise CommandError("duration interval must be greater than 0")
+    try:
+        for ev in c.events(interval=inv.opts["interval"], stats=inv.opts["stats"]):
+            _out(json.dumps(ev, separators=(",", ":")) + "\n")
+    except InvalidState:
+        raise CommandError(f"container with id {c.id} is not running") from None
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    return 0
+
+
+def cmd_update(inv):
+    """runc update: ``-r FILE|-`` (a linux.resources object), or the flags."""
+    import json
+    o = inv.opts
+    c = lib.Container.load(inv.root, inv.args[0])
+    if o["resources"]:
+        try:
+            if o["resources"] == "-":
+                r = json.load(sys.stdin)
+            else:
+                with open(o["resources"]) as f:
+                    r = json.load(f)
+        except OSError as e:
+            raise CommandError(os_error_text(e)) from None
+        except ValueError as e:
+            raise CommandError(f"unable to parse resources: {e}") from None
+        if not isinstance(r, dict):
+            raise CommandError("unable to parse resources: not a JSON object")
+    else:
+        r = _update_flags(o)
+    c.update(r)
+    return 0
+
+
+def _update_flags(o):
+    mem, cpu = {}, {}
+    r = {"memory": mem, "cpu": cpu}
+    if o["blkio_weight"]:
+        r["blockIO"] = {"weight": o["blkio_weight"]}
+    if o["cpuset_cpus"]:
+        cpu["cpus"] = o["cpuset_cpus"]
+    if o["cpuset_mems"]:
+        cpu["mems"] = o["cpuset_mems"]
+    for flag, k, signed in (("cpu-period", "period", False),
+                            ("cpu-rt-period", "realtimePeriod", False),
+                            ("cpu-share", "shares", False),
+                            ("cpu-quota", "quota", True),
+                            ("cpu-rt-runtime", "realtimeRuntime", True)):
+        val = o[flag.replace("-", "_")]
+        if val:
+            try:
+                v = int(val, 10)
+                if v < 0 and not signed:
+                    raise ValueError
+            except ValueError:
+                kind = "ParseInt" if signed else "ParseUint"
+                raise CommandError(f"invalid value for {flag}: strconv.{kind}: "
+                                   f"parsing {val!r}: invalid syntax") from None
+            cpu[k] = v
+    for flag, k in (("memory", "limit"), ("memory-swap", "swap"),
+                    ("memory-reservation", "reservation")):
+        val = o[flag.replace("-", "_")]
+        if val:
+            mem[k] = -1 if val == "-1" else ram_in_bytes(flag, val)
+    if o["pids_limit"]:
+        r["pids"] = {"limit": o["pids_limit"]}
+    if o["l3_cache_schema"] or o["mem_bw_schema"]:
+        raise CommandError("Intel RDT is not supported by kago")
+    return r
+
+
+def ram_in_bytes(flag, s):
+    """docker/go-units RAMInBytes: ``512``, ``100m``, ``1.5GiB`` (1024-based)."""
+    import re
+    m = re.fullmatch(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", s)
+    if not m:
+        raise CommandError(f"invalid value for {flag}: invalid size: '{s}'")
+    mult = 1024 ** " kmgtp".index((m.group(2) or " ").lower())
+    return int(float(m.group(1)) * mult)
 
 
 COMMANDS = {
