@@ -137,6 +137,13 @@ def cmd_delete(inv):
     try:
         c = lib.Container.load(inv.root, inv.args[0])
     except ContainerNotFound:
+        # a create that was killed may have left a state dir without state.json:
+        # runc removes it (with or without --force) so the id can be used again
+        import os
+        import shutil
+        d = os.path.join(inv.root, inv.args[0])
+        if os.path.isdir(d) and not os.path.exists(os.path.join(d, "state.json")):
+            shutil.rmtree(d, ignore_errors=True)
         if force:               # containerd's shim: `delete ID` then `delete --force ID`
             return 0
         raise
