@@ -1,18 +1,56 @@
-"""cgroup managers.
+"""cgroup managers: one interface, three drivers.
 
-``manager_for(path, systemd=False)`` returns the manager for this host: v2 when
-/sys/fs/cgroup is a pure cgroup2 mount, v1 (with the hybrid ``unified``
-hierarchy joined too) otherwise.  Resources, the freezer and the systemd
-driver come with the cgroups work; this module already creates, joins, lists,
-signals and removes the container's cgroup, so no process can escape cleanup
-by forking.
+=============  =====================  ==========================================
+driver         module                 when
+=============  =====================  ==========================================
+``v1``         :mod:`kago.cgroups.v1`  a v1 (or hybrid) host: one directory per
+                                       mounted hierarchy (+ the hybrid
+                                       ``unified`` tree, joined too)
+``v2``         :mod:`kago.cgroups.v2`  /sys/fs/cgroup is a pure cgroup2 mount
+``systemd``    :mod:`kago.cgroups.systemd`  ``--systemd-cgroup``: a transient
+                                       scope started over D-Bus, then the v1 or
+                                       v2 files under it (as runc does)
+=============  =====================  ==========================================
+
+Every manager offers the :class:`Manager` protocol below.  ``dirs`` maps a
+hierarchy's mountpoint to the container's directory in it (v2: a single
+entry); it is persisted in kago.json (``to_json``) and state.json
+(``cgroup_dirs``), and :func:`load` rebuilds the manager from it.
+
+This module is imported by the hot verbs (``state``, ``kill``, ``delete``): it
+imports nothing but ``os``; the drivers import little more, and the stats,
+device-filter and D-Bus code load only when used.
+
+Freezer, stats and devices: :mod:`.freezer`, :mod:`.stats`, :mod:`.devices`.
 """
 
 import os
 
-from kago.errors import CgroupError
-
 CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+class Manager:
+    """The interface every driver implements (documentation; the drivers
+    derive from :class:`kago.cgroups.fs.FsManager`).
+
+    ``create()``                     make the directories (nothing joined yet)
+    ``apply(resources)``             write ``linux.resources`` (create, update)
+    ``add(pid)``                     move ``pid`` into the cgroup
+    ``pids()``                       every pid in it
+    ``exists()``
+    ``signal_all(sig)`` / ``kill_all_and_wait(timeout)``
+    ``freeze()`` / ``thaw()`` / ``frozen()``
+    ``stats()``                      runc's ``events --stats`` ``data`` object
+    ``oom_kills()``                  the count of OOM kills so far
+    ``remove()``                     remove the (empty) cgroup
+    ``to_json()`` / :func:`load`
+    """
+
+    driver = "?"
+
+    @classmethod
+    def from_json(cls, d):
+        return load(d)
 
 
 def default_path(container_id: str) -> str:
@@ -37,136 +75,50 @@ def is_v2_host() -> bool:
     return os.path.exists(CGROUP_ROOT + "/cgroup.controllers")
 
 
-class Manager:
-    """Filesystem cgroup manager (v1 hierarchies, or the v2 unified tree)."""
-
-    def __init__(self, path: str, dirs: dict | None = None):
-        self.path = path if path.startswith("/") else "/" + path
-        # mountpoint -> the container's directory in that hierarchy
-        if dirs is None:
-            dirs = {}
-            for mp, fstype, opts in _hierarchies():
-                dirs[mp] = os.path.join(mp, self.path.lstrip("/"))
-        self.dirs = dirs
-
-    # --- persistence (kago.json) ---
-    def to_json(self):
-        return {"path": self.path, "dirs": self.dirs}
-
-    @classmethod
-    def from_json(cls, d):
-        return cls(d["path"], d.get("dirs") or {})
-
-    def _procs_file(self, d):
-        return os.path.join(d, "cgroup.procs")
-
-    def create(self):
-        made = []
-        try:
-            for mp, d in self.dirs.items():
-                if not os.path.isdir(d):
-                    os.makedirs(d, exist_ok=True)
-                    made.append(d)
-                if os.path.basename(mp) == "cpuset" or "cpuset" in mp.split(",")[-1:]:
-                    self._init_cpuset(mp, d)
-        except OSError as e:
-            for d in reversed(made):
-                _rmdir(d)
-            raise CgroupError(f"create cgroup {d}: {e.strerror}", d) from None
-
-    @staticmethod
-    def _init_cpuset(mp, d):
-        # a new v1 cpuset cgroup starts empty: copy cpus/mems down from the
-        # nearest ancestor that has them
-        rel = os.path.relpath(d, mp).split("/")
-        cur = mp
-        for part in rel:
-            parent, cur = cur, os.path.join(cur, part)
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                fn = os.path.join(cur, name)
-                try:
-                    with open(fn) as f:
-                        if f.read().strip():
-                            continue
-                    with open(os.path.join(parent, name)) as f:
-                        val = f.read().strip()
-                    with open(fn, "w") as f:
-                        f.write(val)
-                except FileNotFoundError:
-                    pass
-
-    def add(self, pid: int):
-        for d in self.dirs.values():
-            try:
-                with open(self._procs_file(d), "w") as f:
-                    f.write(str(pid))
-            except OSError as e:
-                raise CgroupError(f"join cgroup {d}: {e.strerror}", d) from None
-
-    def pids(self) -> list:
-        """Every pid in the container's cgroup (the first readable hierarchy)."""
-        for d in self.dirs.values():
-            try:
-                with open(self._procs_file(d)) as f:
-                    return [int(x) for x in f.read().split()]
-            except FileNotFoundError:
-                continue
-            except OSError:
-                continue
-        return []
-
-    def exists(self) -> bool:
-        return any(os.path.isdir(d) for d in self.dirs.values())
-
-    def signal_all(self, sig: int):
-        import signal as _s
-        for pid in self.pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        del _s
-
-    def kill_all_and_wait(self, timeout: float = 10.0):
-        """SIGKILL every process in the cgroup until it is empty."""
-        import time
-        deadline = time.monotonic() + timeout
-        while True:
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
-            if time.monotonic() > deadline:
-                raise CgroupError(f"cgroup {self.path} still has processes {pids}",
-                                  self.path)
-            time.sleep(0.002)
-
-    def remove(self, timeout: float = 5.0):
-        import time
-        deadline = time.monotonic() + timeout
-        for d in self.dirs.values():
-            while True:
-                err = _rmdir(d)
-                if err is None:
-                    break
-                if time.monotonic() > deadline:
-                    raise CgroupError(f"remove cgroup {d}: {os.strerror(err)}", d)
-                time.sleep(0.002)
+def manager_for(path: str, systemd: bool = False, container_id: str = ""):
+    """The manager for ``path`` (``linux.cgroupsPath`` or :func:`default_path`)
+    on this host; ``systemd``: the systemd driver (``slice:prefix:name``)."""
+    if systemd:
+        from kago.cgroups.systemd import SystemdManager
+        return SystemdManager.for_path(path, container_id)
+    if is_v2_host():
+        from kago.cgroups.v2 import V2Manager
+        return V2Manager.for_path(path)
+    from kago.cgroups.v1 import V1Manager
+    return V1Manager.for_path(path)
 
 
-def _rmdir(d):
+def load(d: dict):
+    """Rebuild a manager from its ``to_json()``."""
+    driver = d.get("driver")
+    if driver is None:  # kago.json written before the drivers existed
+        dirs = d.get("dirs") or {}
+        driver = "v2" if list(dirs) == [CGROUP_ROOT] else "v1"
+    if driver == "systemd":
+        from kago.cgroups.systemd import SystemdManager
+        return SystemdManager.from_json(d)
+    if driver == "v2":
+        from kago.cgroups.v2 import V2Manager
+        return V2Manager.from_json(d)
+    from kago.cgroups.v1 import V1Manager
+    return V1Manager.from_json(d)
+
+
+def is_frozen(dirs: dict) -> bool:
+    """Is the cgroup with these ``dirs`` (state.json's ``cgroup_dirs``)
+    frozen?  For ``state``: reads one small file, imports nothing."""
+    for mp, d in dirs.items():
+        if mp.endswith("/freezer"):
+            return _read(os.path.join(d, "freezer.state")) == "FROZEN"
+    if list(dirs) == [CGROUP_ROOT]:
+        ev = _read(os.path.join(dirs[CGROUP_ROOT], "cgroup.events"))
+        return "frozen 1" in ev.splitlines()
+    return False
+
+
+def _read(path) -> str:
     try:
-        os.rmdir(d)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        return e.errno
-    return None
-
-
-def manager_for(path: str, systemd: bool = False) -> Manager:
-    return Manager(path)
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""

@@ -58,8 +58,8 @@ class Container:
         return self._cfg
 
     def _cgroup(self):
-        from kago.cgroups import Manager
-        return Manager.from_json(self.config()["cgroup"])
+        from kago.cgroups import load
+        return load(self.config()["cgroup"])
 
     # ---- attributes ----------------------------------------------------------
     @property
@@ -98,14 +98,8 @@ class Container:
         return "running"
 
     def _frozen(self) -> bool:
-        for mp, d in (self._data.get("cgroup_dirs") or {}).items():
-            if mp.endswith("/freezer"):
-                try:
-                    with open(os.path.join(d, "freezer.state")) as f:
-                        return f.read().strip() == "FROZEN"
-                except OSError:
-                    return False
-        return False
+        from kago.cgroups import is_frozen
+        return is_frozen(self._data.get("cgroup_dirs") or {})
 
     def state(self) -> dict:
         """The OCI state document, as ``runc state`` prints it."""
@@ -172,6 +166,34 @@ class Container:
         """``kago ps``: the processes as a ps table or a JSON pid array."""
         from kago.container.ps import ps
         return ps(self, fmt, ps_args)
+
+    def pause(self):
+        """Freeze every process of a running container (``paused``)."""
+        from kago.container.pause import pause
+        pause(self)
+
+    def resume(self):
+        """Thaw a paused container (``running`` again)."""
+        from kago.container.pause import resume
+        resume(self)
+
+    def stats(self) -> dict:
+        """The cgroup statistics, as the ``data`` of a runc ``stats`` event."""
+        from kago.container.events import stats
+        return stats(self)
+
+    def events(self, interval: float = 5, stats: bool = False):
+        """A generator of runc-shaped events: ``{"type": "stats", "id", "data"}``
+        every ``interval`` seconds and ``{"type": "oom", "id"}`` at each OOM
+        kill, until the container stops.  ``stats``: one stats event, then stop."""
+        from kago.container.events import events
+        return events(self, interval, stats)
+
+    def update(self, resources: dict):
+        """Apply ``resources`` (an OCI ``linux.resources`` object, or a part of
+        one) to the running container's cgroup."""
+        from kago.container.update import update
+        update(self, resources)
 
     def __repr__(self):
         return f"<Container {self.id} {self.status}>"

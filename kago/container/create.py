@@ -47,8 +47,13 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         # 0622 whatever the umask: init may write it as another uid (user ns)
         os.chmod(os.path.join(state_dir, _st.FIFO), 0o622)
         from kago.cgroups import default_path, manager_for
-        cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup)
+        cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup, cid)
         cg.create()
+        resources = dict(linux.get("resources") or {})
+        if resources.get("devices"):
+            from kago.cgroups.devices import rules_for
+            resources["devices"] = rules_for(linux)
+        cg.apply(resources)
         extra_env = {}
         listen = os.environ.get("LISTEN_FDS")
         keep = preserve_fds
@@ -92,6 +97,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                "cgroup": cg.to_json(), "systemd": systemd_cgroup,
                "namespaces": linux.get("namespaces") or [],
                "process": spec["process"]}
+        if linux.get("seccomp") is not None:  # exec'd processes get it too
+            cfg["seccomp"] = linux["seccomp"]
         _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
         if pid_file:

@@ -20,7 +20,7 @@ def delete(c, force=False):
             except ProcessLookupError:
                 pass
         if status == "paused":
-            _thaw(c)
+            cg.thaw()
         cg.kill_all_and_wait()
         if status != "stopped" and pid:
             from kago.process.main import wait_gone
@@ -36,12 +36,3 @@ def delete(c, force=False):
                 log.warning(f"poststop hook failed: {e}")
         shutil.rmtree(c.state_dir, ignore_errors=True)
 
-
-def _thaw(c):
-    for mp, d in (c._data.get("cgroup_dirs") or {}).items():
-        if mp.endswith("/freezer"):
-            try:
-                with open(os.path.join(d, "freezer.state"), "w") as f:
-                    f.write("THAWED")
-            except OSError:
-                pass

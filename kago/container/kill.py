@@ -9,13 +9,17 @@ def kill(c, signal="SIGTERM", all=False):
     from kago.signals import parse_signal
     sig = parse_signal(signal)
     if all:
-        c._cgroup().signal_all(sig)
-        if c.status == "stopped":
-            return
+        cg = c._cgroup()
+        cg.signal_all(sig)
+        if sig == 9 and cg.frozen():  # v1: frozen tasks die only once thawed
+            cg.thaw()
         return
-    if c.status == "stopped":
+    status = c.status
+    if status == "stopped":
         raise KagoError("container not running")
     try:
         os.kill(c._data["pid"], sig)
     except ProcessLookupError:
         raise KagoError("container not running") from None
+    if sig == 9 and status == "paused":  # as runc: thaw so SIGKILL lands
+        c._cgroup().thaw()

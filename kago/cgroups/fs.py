@@ -1,0 +1,196 @@
+"""What the v1 and v2 filesystem managers share: directories, joining,
+listing, signalling and removing, and the one place cgroup files are written
+(errors name the resource and the file)."""
+
+import os
+import time
+
+from kago.errors import CgroupError
+
+
+class FsManager:
+    """Base of the filesystem drivers.  ``dirs``: mountpoint -> directory."""
+
+    driver = "fs"
+
+    def __init__(self, path: str, dirs: dict):
+        self.path = path if path.startswith("/") else "/" + path
+        self.dirs = dirs
+
+    # --- persistence ---------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"driver": self.driver, "path": self.path, "dirs": self.dirs}
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(d["path"], d.get("dirs") or {})
+
+    # --- lifecycle -----------------------------------------------------------
+    def create(self):
+        made = []
+        d = None
+        try:
+            for mp, d in self.dirs.items():
+                made += _makedirs(d)
+                self._prepare(mp, d)
+        except OSError as e:
+            for m in reversed(made):
+                _rmdir(m)
+            raise CgroupError(f"create cgroup {d}: {e.strerror}", d) from None
+        except BaseException:
+            for m in reversed(made):
+                _rmdir(m)
+            raise
+
+    def _prepare(self, mp, d):
+        """Per-hierarchy set-up after mkdir (cpuset copy-down, v2 controllers)."""
+
+    def add(self, pid: int):
+        for d in self.dirs.values():
+            try:
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                raise CgroupError(f"join cgroup {d}: {e.strerror}", d) from None
+
+    def pids(self) -> list:
+        """Every pid in the container's cgroup (the first readable hierarchy)."""
+        for d in self.dirs.values():
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    return [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+        return []
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.dirs.values())
+
+    def signal_all(self, sig: int):
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_all_and_wait(self, timeout: float = 10.0):
+        """SIGKILL every process in the cgroup until it is empty (a frozen
+        cgroup is thawed: SIGKILL is only delivered to running tasks)."""
+        deadline = time.monotonic() + timeout
+        thawed = False
+        while True:
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            if not thawed:
+                thawed = True
+                try:
+                    if self.frozen():
+                        self.thaw()
+                except CgroupError:
+                    pass
+            if time.monotonic() > deadline:
+                raise CgroupError(f"cgroup {self.path} still has processes {pids}",
+                                  self.path)
+            time.sleep(0.002)
+
+    def remove(self, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        for d in self.dirs.values():
+            while True:
+                err = _rmdir(d)
+                if err is None:
+                    break
+                if time.monotonic() > deadline:
+                    raise CgroupError(f"remove cgroup {d}: {os.strerror(err)}", d)
+                time.sleep(0.002)
+
+    # --- freezer (the drivers override) --------------------------------------
+    def frozen(self) -> bool:
+        return False
+
+    def thaw(self):
+        pass
+
+
+def _makedirs(d) -> list:
+    """mkdir -p; returns the directories made, outermost first."""
+    made = []
+    missing = []
+    cur = d
+    while not os.path.isdir(cur):
+        missing.append(cur)
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            break
+        cur = parent
+    for m in reversed(missing):
+        try:
+            os.mkdir(m, 0o755)
+            made.append(m)
+        except FileExistsError:
+            pass
+    return made
+
+
+def _rmdir(d):
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        return e.errno
+    return None
+
+
+# --- reading and writing cgroup files --------------------------------------
+def read(d, name) -> str:
+    with open(os.path.join(d, name)) as f:
+        return f.read().strip()
+
+
+def read_int(d, name, default=0) -> int:
+    try:
+        v = read(d, name)
+    except OSError:
+        return default
+    if v == "max":
+        return -1
+    try:
+        return int(v)
+    except ValueError:
+        return default
+
+
+def write(d, name, value, what=""):
+    """Write ``value`` to ``d/name``; :class:`CgroupError` naming ``what``
+    (the spec key, e.g. ``memory.limit``) and the file on failure."""
+    path = os.path.join(d, name)
+    data = str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CgroupError(f"{_what(what)}{path} does not exist: "
+                          "not supported by this host's kernel", path) from None
+    except OSError as e:
+        raise CgroupError(f"{_what(what)}open {path}: {e.strerror}", path) from None
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        raise CgroupError(f"{_what(what)}write {value!s} to {path}: {e.strerror}",
+                          path) from None
+    finally:
+        os.close(fd)
+
+
+def _what(what):
+    return f"linux.resources.{what}: " if what else ""
+
+
+def unsupported(what, why):
+    return CgroupError(f"linux.resources.{what}: {why}", None)
