@@ -72,6 +72,15 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
             relay_sock, con = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     if not detach:
         ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
+    scf = None
+    if cfg.get("seccomp") is not None:
+        # the container's filter, compiled (and its listener connected) here
+        from kago.security import seccomp
+        seccomp.preload()
+        scf = seccomp.build(cfg["seccomp"])
+        if scf.notify:
+            scf.state = c.oci_state()
+            scf.want_pid()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
     pid = os.fork()
@@ -80,9 +89,11 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
             os.close(err_r)
             m_int.close()
             _intermediate(int_m, err_w, ns_fds, cg_dirs, process, preserve_fds,
-                          con.fileno() if con else -1)
+                          con.fileno() if con else -1, scf)
         finally:
             os._exit(1)
+    if scf is not None:
+        scf.close()
     os.close(err_w)
     int_m.close()
     for fd, _, _ in ns_fds:
@@ -137,7 +148,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     return wait_pid(tenant, master)
 
 
-def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd):
+def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=None):
     from kago import sys as ksys
     try:
         ksys.prctl(ksys.PR_SET_DUMPABLE, 0)
@@ -149,7 +160,7 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd):
                 from kago.errors import CgroupError
                 raise CgroupError(f"cgroup {d} does not exist", d) from None
         from kago.process import attrs
-        attrs.preload()
+        attrs.preload(process)
         if console_fd >= 0:
             from kago import tty
             tty.preload()
@@ -162,7 +173,9 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd):
         pid = os.fork()
         if pid == 0:
             ch.close()
-            _tenant(err_w, process, keep, console_fd)
+            _tenant(err_w, process, keep, console_fd, scf)
+        if scf is not None:
+            scf.tell_pid(pid)
         ch.init_pid(pid)
         os._exit(0)
     except BaseException as e:  # noqa: B902
@@ -170,7 +183,7 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd):
         os._exit(1)
 
 
-def _tenant(err_w, process, keep, console_fd):
+def _tenant(err_w, process, keep, console_fd, scf=None):
     import _signal as signal
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -185,7 +198,9 @@ def _tenant(err_w, process, keep, console_fd):
                 os.close(console_fd)
             tty.make_controlling(slave, setsid=True)
             os.close(slave)
-        path, env = attrs.apply(process, {}, keep)
+        if scf is not None:
+            scf.learn_pid()
+        path, env = attrs.apply(process, {}, keep, seccomp=scf)
         os.set_inheritable(err_w, False)
         attrs.restore_signals()
         os.execve(path, process["args"], env)

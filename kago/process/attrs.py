@@ -16,17 +16,28 @@ RLIMITS = {
 }
 
 
-def preload():
-    """Import what apply() needs while the host's filesystem is still visible."""
+def preload(proc=None):
+    """Import what apply() needs while the host's filesystem is still visible
+    (and, given ``proc``, look at the host's LSMs while /sys is the host's)."""
     import ctypes  # noqa: F401
     import resource  # noqa: F401
     import stat  # noqa: F401
-    from kago.security import capabilities  # noqa: F401
+    from kago.security import apparmor, capabilities, selinux  # noqa: F401
+    if proc and proc.get("apparmorProfile"):
+        apparmor.enabled()
+    if proc and proc.get("selinuxLabel"):
+        selinux.enabled()
 
 
-def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None):
-    """Apply ``proc`` to this process; returns (path to exec, env dict)."""
+def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None, seccomp=None):
+    """Apply ``proc`` to this process; returns (path to exec, env dict).
+
+    ``seccomp`` (a compiled :class:`kago.security.seccomp.Filter`) is loaded
+    where runc loads it: without noNewPrivileges before the capabilities are
+    dropped (installing a filter then needs CAP_SYS_ADMIN), with it as late
+    as possible - last, after the fds are set."""
     from kago.security import capabilities as caps_mod
+    nnp = bool(proc.get("noNewPrivileges"))
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     env = {}
@@ -45,6 +56,12 @@ def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None):
     path = lookup(proc["args"][0], env.get("PATH"))
     _fix_stdio(uid, gid)
     caps = caps_mod.Caps(proc.get("capabilities"), warn)
+    if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
+        from kago.security import apparmor, selinux
+        apparmor.apply_profile(proc.get("apparmorProfile"))
+        selinux.set_exec_label(proc.get("selinuxLabel"))
+    if seccomp is not None and not nnp:
+        seccomp.load()
     caps_mod.drop_bounding(caps)
     groups = user.get("additionalGids") or []
     try:
@@ -67,11 +84,13 @@ def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None):
                 raise SyscallError(getattr(e, "errno", None) or 1, "setrlimit", None,
                                    f"{rl['type']} soft {rl['soft']} hard {rl['hard']}") \
                     from None
-    if proc.get("noNewPrivileges"):
+    if nnp:
         ksys.prctl(ksys.PR_SET_NO_NEW_PRIVS, 1)
     for fd in range(3, 3 + keep_fds):
         os.set_inheritable(fd, True)
     ksys.close_range_cloexec(3 + keep_fds)
+    if seccomp is not None and nnp:
+        seccomp.load()
     return path, env
 
 

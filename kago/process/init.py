@@ -65,10 +65,17 @@ def _setup(ctx, ch):
     import select  # noqa: F401
     import kago.hooks  # noqa: F401
     from kago.process import attrs
-    attrs.preload()
+    attrs.preload(proc)
     if proc.get("terminal"):
         from kago import tty
         tty.preload()
+    scf = None
+    if linux.get("seccomp") is not None:
+        # compiled (and the notify listener connected) while the host is visible
+        from kago.security import seccomp
+        seccomp.preload()
+        scf = seccomp.build(linux["seccomp"], _warn)
+        scf.state = ctx.oci_state("creating", host_pid)
     rootfs.pivot(ctx.no_pivot)
     for key, value in (linux.get("sysctl") or {}).items():
         path = "/proc/sys/" + key.replace(".", "/")
@@ -86,7 +93,7 @@ def _setup(ctx, ch):
     rootfs.finalize()
     # the process
     from kago.process import attrs
-    path, env = attrs.apply(proc, ctx.extra_env, ctx.keep_fds, _warn)
+    path, env = attrs.apply(proc, ctx.extra_env, ctx.keep_fds, _warn, seccomp=scf)
     ctx.exec_path = path
     ctx.exec_env = env
     ctx.fifo = fifo

@@ -63,6 +63,10 @@ def preload(spec):
     if (spec.get("process") or {}).get("terminal"):
         from kago import tty
         tty.preload()
+    if (spec.get("linux") or {}).get("seccomp") is not None:
+        from kago.security import seccomp
+        seccomp.preload()
+        seccomp.lib()
 
 
 def spawn(ctx, run_hooks) -> int:

@@ -1,0 +1,249 @@
+"""kago.security.seccomp without containers: validation, runc's rule
+splitting, compilation with libseccomp, and filters loaded into a forked
+child (with noNewPrivileges, so no root is needed)."""
+
+import ctypes
+import errno
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from kago.errors import SpecError
+from kago.security import seccomp as sc
+
+DATA = Path(__file__).absolute().parent.parent / "data"
+
+
+def prof(default="SCMP_ACT_ALLOW", *rules, **kw):
+    return dict({"defaultAction": default, "syscalls": list(rules)}, **kw)
+
+
+def in_child(f, fn):
+    """Load ``f`` in a forked child (NNP set), run fn(); return what it
+    returned (an int) or -signal if it died."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)
+            f.load()
+            val = fn()
+            os.write(w, json.dumps(val).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = os.read(r, 4096)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return json.loads(data)
+
+
+def errno_of(call):
+    def fn():
+        try:
+            call()
+            return 0
+        except OSError as e:
+            return e.errno
+    return fn
+
+
+# --------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("cfg,path,word", [
+    (prof("SCMP_ACT_BOGUS"), "linux.seccomp.defaultAction", "SCMP_ACT_BOGUS"),
+    (prof("SCMP_ACT_NOTIFY", listenerPath="/x"), "linux.seccomp.defaultAction", "default"),
+    (prof(architectures=["SCMP_ARCH_VAX"]), "linux.seccomp.architectures[0]", "VAX"),
+    (prof(flags=["SECCOMP_FILTER_FLAG_NOPE"]), "linux.seccomp.flags[0]", "NOPE"),
+    (prof("SCMP_ACT_ALLOW", {"names": [], "action": "SCMP_ACT_ERRNO"}),
+     "linux.seccomp.syscalls[0].names", "non-empty"),
+    (prof("SCMP_ACT_ALLOW", {"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}),
+     "linux.seccomp.syscalls[0].args[0].index", "0-5"),
+    (prof("SCMP_ACT_ALLOW", {"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SORTA"}]}),
+     "linux.seccomp.syscalls[0].args[0].op", "SORTA"),
+    (prof("SCMP_ACT_ALLOW", {"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}]}),
+     "linux.seccomp.syscalls[0].args[0].value", "64-bit"),
+    (prof("SCMP_ACT_ALLOW", {"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 70000}),
+     "linux.seccomp.syscalls[0].action", "errnoRet"),
+    (prof("SCMP_ACT_ALLOW", {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}),
+     "linux.seccomp.listenerPath", "required"),
+    (prof("SCMP_ACT_ALLOW", {"names": ["write"], "action": "SCMP_ACT_NOTIFY"},
+          listenerPath="/x"), "linux.seccomp.syscalls[0]", "write"),
+])
+def test_parse_rejects(cfg, path, word):
+    with pytest.raises(SpecError) as ei:
+        sc.parse(cfg)
+    assert ei.value.path == path and word in str(ei.value)
+
+
+def test_parse_actions_and_errno():
+    d, arches, flags, rules, notify = sc.parse(prof(
+        "SCMP_ACT_ERRNO",
+        {"names": ["a", "b"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
+        {"names": ["c"], "action": "SCMP_ACT_TRACE"},
+        {"names": ["d"], "action": "SCMP_ACT_KILL_PROCESS"},
+        defaultErrnoRet=38, architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
+    assert d == sc.SCMP_ACT_ERRNO | 38
+    assert arches == ["x86_64", "x86"]
+    assert flags == 2 | 32
+    assert [(n, a) for n, a, _, _ in rules] == [
+        ("a", sc.SCMP_ACT_ERRNO | 5), ("b", sc.SCMP_ACT_ERRNO | 5),
+        ("c", sc.SCMP_ACT_TRACE | errno.EPERM), ("d", sc.SCMP_ACT_KILL_PROCESS)]
+    assert not notify
+
+
+def test_rule_sets_follow_runc():
+    a0, a1, a0b = (0, 4, 1, 0), (1, 4, 2, 0), (0, 1, 3, 0)
+    assert sc._rule_sets([]) == [[]]
+    assert sc._rule_sets([a0, a1]) == [[a0, a1]]        # distinct args: AND
+    assert sc._rule_sets([a0, a0b]) == [[a0], [a0b]]    # same arg twice: OR
+
+
+def test_tables_cover_the_spec():
+    assert set(sc.ACTIONS) == {
+        "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+        "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY"}
+    assert len(sc.OPERATORS) == 7
+    assert set(sc.FLAGS) == {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                             "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                             "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"}
+    h = sc.lib()
+    for name, lsname in sc.ARCHES.items():
+        if name in ("SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"):
+            continue
+        assert h.seccomp_arch_resolve_name(lsname.encode()), name
+
+
+# --------------------------------------------------------------- compiling
+
+def test_build_skips_unknown_and_default_rules():
+    f = sc.build(prof("SCMP_ACT_ALLOW",
+                      {"names": ["definitely_not_a_syscall"], "action": "SCMP_ACT_ERRNO"},
+                      {"names": ["read"], "action": "SCMP_ACT_ALLOW"}))
+    g = sc.build(prof("SCMP_ACT_ALLOW"))
+    assert f.bpf == g.bpf and len(f.bpf) % 8 == 0 and f.flags == 0
+
+
+def test_realistic_profile_builds_quickly():
+    p = json.loads((DATA / "seccomp_default.json").read_text())
+    assert sum(len(s["names"]) for s in p["syscalls"]) > 400
+    sc.build(p)
+    t = time.perf_counter()
+    f = sc.build(p)
+    took = time.perf_counter() - t
+    assert took < 0.1, took
+    assert len(f.bpf) // 8 > 300
+
+
+def test_version():
+    assert sc.version().count(".") == 2
+
+
+# ------------------------------------------------------------------ loading
+
+GETPRIO = os.sched_get_priority_max  # arg 0 is the policy: easy to vary
+
+
+@pytest.mark.parametrize("op,value,value2,hits", [
+    ("SCMP_CMP_EQ", 3, 0, {3}),
+    ("SCMP_CMP_NE", 3, 0, {0, 1, 2, 5}),
+    ("SCMP_CMP_LT", 2, 0, {0, 1}),
+    ("SCMP_CMP_LE", 2, 0, {0, 1, 2}),
+    ("SCMP_CMP_GT", 2, 0, {3, 5}),
+    ("SCMP_CMP_GE", 2, 0, {2, 3, 5}),
+    ("SCMP_CMP_MASKED_EQ", 1, 1, {1, 3, 5}),
+])
+def test_operators(op, value, value2, hits):
+    f = sc.build(prof("SCMP_ACT_ALLOW", {
+        "names": ["sched_get_priority_max"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99,
+        "args": [{"index": 0, "value": value, "valueTwo": value2, "op": op}]}))
+    got = in_child(f, lambda: [p for p in (0, 1, 2, 3, 5)
+                               if errno_of(lambda: GETPRIO(p))() == 99])
+    assert set(got) == hits
+
+
+def test_two_conditions_on_one_argument_are_or():
+    f = sc.build(prof("SCMP_ACT_ALLOW", {
+        "names": ["sched_get_priority_max"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99,
+        "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                 {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}))
+    got = in_child(f, lambda: [p for p in (0, 1, 2, 3)
+                               if errno_of(lambda: GETPRIO(p))() == 99])
+    assert got == [1, 2]
+
+
+@pytest.mark.parametrize("action,expect", [
+    ("SCMP_ACT_KILL_PROCESS", -31), ("SCMP_ACT_KILL", -31), ("SCMP_ACT_TRAP", -31),
+    ("SCMP_ACT_ERRNO", errno.EPERM), ("SCMP_ACT_LOG", 0), ("SCMP_ACT_TRACE", errno.ENOSYS),
+])
+def test_actions_in_a_child(action, expect):
+    f = sc.build(prof("SCMP_ACT_ALLOW", {"names": ["getppid"], "action": action}))
+    assert in_child(f, errno_of(lambda: _raw_getppid())) == expect
+
+
+def _raw_getppid():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(110 if os.uname().machine == "x86_64" else 173) < 0:
+        raise OSError(ctypes.get_errno(), "getppid")
+
+
+def test_default_errno_ret():
+    f = sc.build(prof("SCMP_ACT_ERRNO", {"names": sorted(_BASICS), "action": "SCMP_ACT_ALLOW"},
+                      defaultErrnoRet=errno.ENOSYS))
+    assert in_child(f, errno_of(lambda: os.mkdir("/nonexistent-dir/x"))) == errno.ENOSYS
+
+
+_BASICS = {"read", "write", "exit", "exit_group", "close", "rt_sigreturn", "rt_sigaction",
+           "rt_sigprocmask", "brk", "mmap", "munmap", "futex", "getpid", "fstat", "newfstatat",
+           "lseek", "ioctl", "getrandom", "madvise", "mprotect"}
+
+
+def test_flags_reach_the_kernel():
+    f = sc.build(prof("SCMP_ACT_ALLOW", flags=["SECCOMP_FILTER_FLAG_LOG",
+                                               "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                                               "SECCOMP_FILTER_FLAG_TSYNC"]))
+    assert f.flags == 1 | 2 | 4
+    assert in_child(f, lambda: open("/proc/self/status").read().count("Seccomp:\t2")) == 1
+
+
+def test_wait_killable_recv_with_notify(tmp_path):
+    """WAIT_KILLABLE_RECV (not in libseccomp 2.5) works because kago calls
+    seccomp(2) itself; it needs a listener, which kago always asks for then."""
+    import socket
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(tmp_path / "l.sock"))
+    srv.listen(1)
+    f = sc.build(prof("SCMP_ACT_ALLOW", {"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"},
+                      listenerPath=str(tmp_path / "l.sock"), listenerMetadata="meta",
+                      flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+                             "SECCOMP_FILTER_FLAG_TSYNC"]))
+    f.state = {"ociVersion": "1.2.0", "id": "x", "status": "creating", "pid": 7}
+    assert in_child(f, lambda: 5) == 5
+    f.close()
+    conn, _ = srv.accept()
+    msg, fds, _, _ = socket.recv_fds(conn, 65536, 2)
+    assert len(fds) == 1
+    m = json.loads(msg)
+    assert m["fds"] == ["seccompFd"] and m["pid"] == 7 and m["metadata"] == "meta"
+    assert m["state"]["id"] == "x"
+    for fd in fds:
+        os.close(fd)
+    conn.close()
+    srv.close()
+
+
+def test_action_available():
+    for name in sc.ACTIONS:
+        assert sc.action_available(name), name
