@@ -98,7 +98,7 @@ def hooked(bundle, tmp_path):
 
 
 def test_all_six_hooks_order_state_namespaces(hooked, run_kago, cid, wait_until):
-    b = hooked(["sleep", "300"])
+    b = hooked(["sleep", "300"], annotations={"org.example.kago": "annotated"})
     host = ns()
     log = hooked.log
 
@@ -128,6 +128,7 @@ def test_all_six_hooks_order_state_namespaces(hooked, run_kago, cid, wait_until)
         assert st["bundle"] == str(b), kind
         assert st["status"] == want_status[kind], (kind, st)
         assert "ociVersion" in st, kind
+        assert st.get("annotations") == {"org.example.kago": "annotated"}, (kind, st)
         assert e["var"] == f"var-{kind}", kind   # the hook's env
         if kind != "poststop":  # pid is optional once stopped
             assert st["pid"] == pid, (kind, st)

@@ -135,10 +135,12 @@ def test_namespaces_seen_from_host_and_without_cgroupns(bundle, run_kago, cid, w
 
 
 def test_join_namespaces_by_path(bundle, run_kago, make_cid, wait_until, tmp_path):
-    """A second container joins the first's network, uts, ipc and pid
-    namespaces through linux.namespaces[].path."""
+    """A second container joins the first's network, uts, ipc, pid, cgroup and
+    time namespaces through linux.namespaces[].path."""
     first, second = make_cid("first"), make_cid("second")
-    b1 = bundle(["sleep", "301"], hostname="kago-first")
+    b1 = bundle(["sleep", "301"], hostname="kago-first", linux={
+        "namespaces": namespaces("pid", "network", "ipc", "uts", "mount", "cgroup", "time"),
+        "timeOffsets": {"boottime": {"secs": 5000}}})
     run_kago("run", "-d", "--bundle", b1, first)
     pid1 = state_pid(run_kago, first)
     ns1 = host_ns(pid1)
@@ -146,18 +148,22 @@ def test_join_namespaces_by_path(bundle, run_kago, make_cid, wait_until, tmp_pat
     out_path = tmp_path / "out2"
     script = ("echo pid=$$; " + SHOW_NS + "; echo host=$(hostname); "
               "echo one=$(tr '\\0' ' ' < /proc/1/cmdline); "
+              "grep boottime /proc/self/timens_offsets | sed 's/^/off:/'; "
               "ls /sys/class/net | sed 's/^/sysnet:/'; echo done; exec sleep 302")
     b2 = bundle(script, hostname=None, linux={"namespaces": namespaces(
         "mount", network=f"/proc/{pid1}/ns/net", uts=f"/proc/{pid1}/ns/uts",
-        ipc=f"/proc/{pid1}/ns/ipc", pid=f"/proc/{pid1}/ns/pid")})
+        ipc=f"/proc/{pid1}/ns/ipc", pid=f"/proc/{pid1}/ns/pid",
+        cgroup=f"/proc/{pid1}/ns/cgroup", time=f"/proc/{pid1}/ns/time")})
     with open(out_path, "w") as out:
         run_kago("run", "-d", "--bundle", b2, second, stdout=out)
     out = wait_file(wait_until, out_path, "done")
     pid2 = state_pid(run_kago, second)
 
     inside = parse_ns(out)
-    for n in ("net", "uts", "ipc", "pid"):
+    for n in ("net", "uts", "ipc", "pid", "cgroup", "time"):
+        assert inside[n] != host_ns()[n], n
         assert inside[n] == ns1[n], f"{n}: joined {inside[n]}, first has {ns1[n]}"
+    assert one(out, "off:").split() == ["boottime", "5000", "0"]
     assert inside["mnt"] not in (ns1["mnt"], host_ns()["mnt"])
     assert host_ns(pid2) == {**ns1, "mnt": inside["mnt"]}
     # the uts namespace carries the first container's hostname
@@ -187,10 +193,18 @@ def test_user_namespace_id_mappings(bundle, run_kago, cid, wait_until, tmp_path,
     script = ("echo uidmap=$(cat /proc/self/uid_map); echo gidmap=$(cat /proc/self/gid_map); "
               "echo id=$(id -u):$(id -g); echo userns=$(readlink /proc/self/ns/user); "
               "echo made > /tmp/made-inside; "
-              "stat -c 'owner=%u:%g' /bin/busybox; echo done; exec sleep 300")
+              "stat -c 'owner=%u:%g' /bin/busybox; "
+              "for d in /dev/null /dev/fuse; do stat -c 'dev:%n|%F|%t|%T' $d; done; "
+              "echo x > /dev/null && echo devnull=ok; "
+              "grep boottime /proc/self/timens_offsets | sed 's/^/off:/'; "
+              "echo done; exec sleep 300")
 
     def edit(cfg):
-        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["namespaces"] += [{"type": "user"}, {"type": "time"}]
+        cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 7777}}
+        # no mknod in a user namespace: devices are bind mounts of the host's
+        cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10,
+                                    "minor": 229, "fileMode": 0o600}]
         cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["root"]["readonly"] = False
@@ -207,6 +221,11 @@ def test_user_namespace_id_mappings(bundle, run_kago, cid, wait_until, tmp_path,
     assert one(out, "id=") == "0:0"
     assert one(out, "owner=") == "0:0"  # host 100000 is root inside
     assert one(out, "userns=") != host_ns()["user"]
+    devs = dict(line.split("|", 1) for line in lines_with(out, "dev:"))
+    assert devs == {"/dev/null": "character special file|1|3",
+                    "/dev/fuse": "character special file|a|e5"}, out
+    assert one(out, "devnull=") == "ok"
+    assert one(out, "off:").split() == ["boottime", "7777", "0"]
     # the host's view: the process runs as 100000, the file is 100000's
     pid = state_pid(run_kago, cid)
     with open(f"/proc/{pid}/status") as f:
@@ -245,3 +264,48 @@ def test_hostname_domainname_sysctl(bundle, run_kago, cid):
     assert one(out, "shmmax=") == shmmax
     # all of it stayed in the container's namespaces
     assert {p: _read(p) for p in host_before} == host_before
+
+
+def test_user_namespace_library(bundle, state_root, cid, wait_until, tmp_path, _kago_tracker):
+    """Through the library (in-process, the source tree): a user namespace,
+    the process as container uid 1000 = host uid 101000, a pid file."""
+    from kago import Container, ContainerBuilder
+    top = tempfile.mkdtemp(prefix="kago-userns-", dir="/tmp")
+    os.chmod(top, 0o711)
+    _kago_tracker.bundles.append(top)
+    script = ("{ echo id=$(id -u):$(id -g); echo uidmap=$(cat /proc/self/uid_map); "
+              "echo pid=$$; } > /tmp/out; touch /tmp/by-user; echo done >> /tmp/out; "
+              "exec sleep 300")
+
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+        cfg["root"] = {"path": top + "/rootfs", "readonly": False}
+
+    b = bundle(script, edit=edit)
+    os.rename(b / "rootfs", top + "/rootfs")
+    subprocess.run(["chown", "-R", "-h", "100000:100000", top + "/rootfs"], check=True)
+    pid_file = tmp_path / "pid"
+    c = ContainerBuilder(cid, root=str(state_root)).as_init(
+        str(b), detach=True, pid_file=str(pid_file)).build()
+    try:
+        assert c.status == "created"
+        assert int(pid_file.read_text()) == c.pid > 0
+        c.start()
+        out = wait_file(wait_until, top + "/rootfs/tmp/out", "done")
+        assert one(out, "id=") == "1000:1000"
+        assert one(out, "uidmap=").split() == ["0", "100000", "65536"]
+        assert one(out, "pid=") == "1"
+        loaded = Container.load(str(state_root), cid)
+        assert loaded.status == "running" and loaded.pid == c.pid
+        with open(f"/proc/{c.pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f)
+        assert status["Uid"].split() == ["101000"] * 4
+        assert status["Gid"].split() == ["101000"] * 4
+        st = os.stat(top + "/rootfs/tmp/by-user")
+        assert (st.st_uid, st.st_gid) == (101000, 101000)
+    finally:
+        Container.load(str(state_root), cid).delete(force=True)
+    assert not (state_root / cid).exists()

@@ -309,17 +309,27 @@ def test_symlinked_destination_stays_in_rootfs(bundle, run_kago, cid, tmp_path, 
         for d in (hostdir, hostdir2):
             d.mkdir()
             (d / "host-file").write_text("host\n")
+        hostfile = Path(str(hostdir) + "-file")
+        hostfile.write_text("host file\n")
         script = ("ls -a /evil | sed 's/^/evil:/'; ls /evil2 | sed 's/^/evil2:/'; "
+                  "cat /evilfile | sed 's/^/evilfile:/'; echo cwd=$(pwd); "
                   "grep -E ' /tmp/kago-escape' /proc/self/mountinfo | sed 's/^/mi:/'; "
                   "echo done; exec sleep 300")
-        b = bundle(script, edit=lambda c: c["mounts"].extend([
-            {"destination": "/evil", "type": "tmpfs", "source": "tmpfs",
-             "options": ["size=1m"]},
-            {"destination": "/evil2", "type": "bind", "source": str(src),
-             "options": ["bind", "ro"]},
-        ]))
+
+        def edit(c):
+            c["mounts"] += [
+                {"destination": "/evil", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["size=1m"]},
+                {"destination": "/evil2", "type": "bind", "source": str(src),
+                 "options": ["bind", "ro"]},
+                {"destination": "/evilfile", "type": "bind", "source": str(src / "payload"),
+                 "options": ["bind", "ro"]}]
+            c["process"]["cwd"] = "/evilcwd/sub"
+        b = bundle(script, edit=edit)
         os.symlink(str(hostdir), b / "rootfs" / "evil")
         os.symlink("../../../../../../../../.." + str(hostdir2), b / "rootfs" / "evil2")
+        os.symlink(str(hostfile), b / "rootfs" / "evilfile")
+        os.symlink(str(hostdir) + "-cwd", b / "rootfs" / "evilcwd")  # not on the host
         with open(out_path, "w") as out:
             run_kago("run", "-d", "--bundle", b, cid, stdout=out)
         text = wait_file(wait_until, out_path, "done")
@@ -331,6 +341,11 @@ def test_symlinked_destination_stays_in_rootfs(bundle, run_kago, cid, tmp_path, 
         # inside: the tmpfs and the bind are at the paths resolved in the rootfs
         assert [x for x in lines_with(text, "evil:") if x not in (".", "..")] == []
         assert lines_with(text, "evil2:") == ["payload"]
+        assert one(text, "evilfile:") == "payload"
+        assert one(text, "cwd=") == f"{hostdir}-cwd/sub"  # resolved in the rootfs
+        assert hostfile.read_text() == "host file\n"
+        assert str(hostfile) not in points
+        assert not os.path.lexists(str(hostdir) + "-cwd")
         mi = {m["point"]: m for m in map(mountinfo_fields, lines_with(text, "mi:"))}
         assert mi[str(hostdir)]["fstype"] == "tmpfs"
         assert "ro" in mi[str(hostdir2)]["opts"]
@@ -340,9 +355,11 @@ def test_symlinked_destination_stays_in_rootfs(bundle, run_kago, cid, tmp_path, 
         # the directories were made in the rootfs
         assert (b / "rootfs" / "tmp" / name).is_dir()
         assert (b / "rootfs" / "tmp" / (name + "-2")).is_dir()
+        assert (b / "rootfs" / "tmp" / (name + "-file")).is_file()
+        assert (b / "rootfs" / "tmp" / (name + "-cwd") / "sub").is_dir()  # the cwd
         assert sorted(os.listdir(hostdir)) == ["host-file"]
     finally:
-        for d in (hostdir, hostdir2):
+        for d in (hostdir, hostdir2, Path(str(hostdir) + "-file"), Path(str(hostdir) + "-cwd")):
             if str(d) not in host_mountpoints():
                 subprocess.run(["rm", "-rf", "--one-file-system", str(d)])
 
