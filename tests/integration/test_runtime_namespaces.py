@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import tempfile
+from pathlib import Path
 
 NS_PROC = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
            "mount": "mnt", "cgroup": "cgroup", "user": "user", "time": "time"}
@@ -181,7 +182,7 @@ def test_join_namespaces_by_path(bundle, run_kago, make_cid, wait_until, tmp_pat
 
 
 def test_user_namespace_id_mappings(bundle, run_kago, cid, wait_until, tmp_path,
-                                    _kago_tracker):
+                                    _kago_tracker, request):
     """Container root is host uid/gid 100000 (uidMappings/gidMappings); files
     it creates belong to 100000 on the host."""
     # container root is host uid 100000 for the kernel's permission checks: its
@@ -197,7 +198,17 @@ def test_user_namespace_id_mappings(bundle, run_kago, cid, wait_until, tmp_path,
               "for d in /dev/null /dev/fuse; do stat -c 'dev:%n|%F|%t|%T' $d; done; "
               "echo x > /dev/null && echo devnull=ok; "
               "grep boottime /proc/self/timens_offsets | sed 's/^/off:/'; "
+              "cat /mnt/locked/f | sed 's/^/locked:/'; "
+              "grep ' /mnt/locked ' /proc/self/mountinfo | sed 's/^/mi:/'; "
               "echo done; exec sleep 300")
+    # a ro bind of a host mount that is nosuid,nodev,noexec: in a user
+    # namespace those flags are locked and must be kept on the remount
+    locked = Path(top) / "locked"
+    locked.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,nodev,noexec,mode=755",
+                    "kago-locked", str(locked)], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(locked)]))
+    (locked / "f").write_text("locked flags\n")
 
     def edit(cfg):
         cfg["linux"]["namespaces"] += [{"type": "user"}, {"type": "time"}]
@@ -205,6 +216,8 @@ def test_user_namespace_id_mappings(bundle, run_kago, cid, wait_until, tmp_path,
         # no mknod in a user namespace: devices are bind mounts of the host's
         cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10,
                                     "minor": 229, "fileMode": 0o600}]
+        cfg["mounts"].append({"destination": "/mnt/locked", "type": "bind",
+                              "source": str(locked), "options": ["bind", "ro"]})
         cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         cfg["root"]["readonly"] = False
@@ -226,6 +239,9 @@ def test_user_namespace_id_mappings(bundle, run_kago, cid, wait_until, tmp_path,
                     "/dev/fuse": "character special file|a|e5"}, out
     assert one(out, "devnull=") == "ok"
     assert one(out, "off:").split() == ["boottime", "7777", "0"]
+    assert one(out, "locked:") == "locked flags"
+    opts = one(out, "mi:").split()[5].split(",")
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(opts), opts
     # the host's view: the process runs as 100000, the file is 100000's
     pid = state_pid(run_kago, cid)
     with open(f"/proc/{pid}/status") as f:

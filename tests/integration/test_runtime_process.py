@@ -213,12 +213,13 @@ READ_FDS = ("echo lfds=$LISTEN_FDS; echo lpid=$LISTEN_PID; "
 
 
 def _run_detached(kago_bin, state_root, run_kago, wait_until, tmp_path, cid, b, fds,
-                  *flags, env=None):
-    """``kago run -d FLAGS`` with ``fds``; returns (output, {fd: target} of pid 1)."""
+                  *flags, env=None, globals_=()):
+    """``kago [GLOBALS] run -d FLAGS`` with ``fds``; returns (output, {fd:
+    target} of the container's pid 1)."""
     out_path = tmp_path / f"out-{cid}"
     with open(out_path, "w") as out:
         rc, _, err = _run_with_fds(kago_bin, state_root,
-                                   ["run", "-d", *flags, "--bundle", b, cid], fds,
+                                   [*globals_, "run", "-d", *flags, "--bundle", b, cid], fds,
                                    env=env, stdout=out)
     assert rc == 0, err
     text = wait_file(wait_until, out_path, "done")
@@ -245,6 +246,13 @@ def test_preserve_fds_and_every_other_fd_closed(bundle, kago_bin, state_root, ru
         assert lines_with(out, "fd5:") == []
         assert sorted(found) == [0, 1, 2, 3, 4], found
         assert found[3] == str(tmp_path / "three") and found[4] == str(tmp_path / "four")
+        # kago's own descriptors (here its --log file) don't get in either
+        logfile = tmp_path / "kago.log"
+        out, found = _run_detached(kago_bin, state_root, run_kago, wait_until, tmp_path,
+                                   make_cid(), b, fds, "--preserve-fds", "1",
+                                   globals_=["--log", logfile, "--log-format", "json"])
+        assert sorted(found) == [0, 1, 2, 3], found
+        assert str(logfile) not in found.values()
         # without --preserve-fds none of them gets in
         out, found = _run_detached(kago_bin, state_root, run_kago, wait_until, tmp_path,
                                    make_cid(), b, fds)

@@ -243,6 +243,8 @@ grep ' /mnt/' /proc/self/mountinfo | sed 's/^/mi:/'
              "options": ["rbind", "rro"]},
             {"destination": "/mnt/ro", "type": "bind", "source": str(src),
              "options": ["rbind", "ro"]},
+            {"destination": "/mnt/rflags", "type": "bind", "source": str(src),
+             "options": ["rbind", "rnoexec", "rnosuid", "rnodev"]},
         ]))
         out = run_kago("run", "--bundle", b, cid).stdout
         written = {p: (src / p / "written").exists() for p in (".", "sub")}
@@ -253,6 +255,8 @@ grep ' /mnt/' /proc/self/mountinfo | sed 's/^/mi:/'
     assert one(out, "inner:") == "inner"
     mi = {m["point"]: m for m in map(mountinfo_fields, lines_with(out, "mi:"))}
     assert "ro" in mi["/mnt/rro/sub"]["opts"] and "rw" in mi["/mnt/ro/sub"]["opts"], mi
+    for point in ("/mnt/rflags", "/mnt/rflags/sub"):
+        assert {"noexec", "nosuid", "nodev", "rw"} <= set(mi[point]["opts"]), mi[point]
 
 
 def test_rootfs_propagation(bundle, run_kago, make_cid, tmp_path, wait_until):
