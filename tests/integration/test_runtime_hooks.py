@@ -206,7 +206,8 @@ def test_failing_create_hook_fails_create(hooked, run_kago, cid, kind, assert_cl
     assert_clean()
 
 
-def test_failing_start_container_hook_fails_start(hooked, run_kago, cid, wait_until):
+def test_failing_start_container_hook_fails_start(hooked, run_kago, cid, wait_until,
+                                                  assert_clean):
     b = hooked("echo ran >> /hooklog/ran; sleep 300", kinds=("startContainer", "poststop"),
                scripts={"startContainer": "exit 4"})
     run_kago("create", "--bundle", b, cid)
@@ -218,6 +219,13 @@ def test_failing_start_container_hook_fails_start(hooked, run_kago, cid, wait_un
     assert not (hooked.logdir / "ran").exists(), "process.args ran after a failed hook"
     run_kago("delete", cid)
     assert [e["name"] for e in read_log(hooked.log)] == ["poststop"]
+    # `run` fails the same way and cleans up (poststop included)
+    hooked.log.unlink()
+    r = run_kago("run", "--bundle", b, cid, check=False)
+    assert r.returncode != 0 and "startContainer" in r.stderr, r.stderr
+    assert not (hooked.logdir / "ran").exists()
+    assert [e["name"] for e in read_log(hooked.log)] == ["poststop"]
+    assert_clean()
 
 
 def test_failing_poststart_and_poststop_only_warn(hooked, run_kago, cid, state_root):
