@@ -157,9 +157,11 @@ def test_hooks_with_run(hooked, run_kago, cid):
 
 
 def test_hook_timeout(hooked, run_kago, cid, assert_clean, tmp_path):
+    import random
     import time
+    nap = f"29.{random.randrange(10**6):06d}"   # recognisable in /proc/*/cmdline
     b = hooked(["true"], kinds=("createRuntime",),
-               scripts={"createRuntime": f"exec sleep 30 # {cid}"},
+               scripts={"createRuntime": f"exec sleep {nap}"},
                timeouts={"createRuntime": 1})
     t0 = time.monotonic()
     r = run_kago("create", "--bundle", b, cid, check=False)
@@ -173,7 +175,7 @@ def test_hook_timeout(hooked, run_kago, cid, assert_clean, tmp_path):
         if p.isdigit():
             try:
                 with open(f"/proc/{p}/cmdline", "rb") as f:
-                    assert cid.encode() not in f.read(), f"hook process {p} still alive"
+                    assert nap.encode() not in f.read(), f"hook process {p} still alive"
             except OSError:
                 pass
 
