@@ -270,16 +270,16 @@ def test_rootfs_propagation(bundle, run_kago, make_cid, tmp_path, wait_until):
         template = bundle(rootfs="copy")
         subprocess.run(["cp", "-a", str(template / "rootfs"), str(src / "rootfs")], check=True)
         (src / "rootfs" / "mnt" / "sub").mkdir(parents=True)
-        script = (r"i=0; while [ ! -e /mnt/sub/marker ] && [ $i -lt $WAIT ]; do "
-                  r"sleep 0.05; i=$((i+1)); done; "
+        # /go is a plain file the host makes in the rootfs directory after its
+        # mount: every container sees it, whatever the propagation
+        script = (r"i=0; while [ ! -e /go ] && [ $i -lt 400 ]; do "
+                  r"sleep 0.025; i=$((i+1)); done; "
                   r"cat /mnt/sub/marker 2>/dev/null | sed 's/^/seen:/'; "
                   + ROOT_LINE + "; echo done")
         outs = {}
         for name, prop in cases.items():
-            wait = "200" if name in ("default", "slave") else "10"
-            def edit(c, prop=prop, wait=wait):
+            def edit(c, prop=prop):
                 c["root"]["path"] = str(src / "rootfs")
-                c["process"]["env"].append(f"WAIT={wait}")
                 if prop:
                     c["linux"]["rootfsPropagation"] = prop
             b = bundle(script, rootfs=None, edit=edit)
@@ -289,6 +289,7 @@ def test_rootfs_propagation(bundle, run_kago, make_cid, tmp_path, wait_until):
         subprocess.run(["mount", "-t", "tmpfs", "kago-test-sub", str(src / "rootfs/mnt/sub")],
                        check=True)
         (src / "rootfs" / "mnt" / "sub" / "marker").write_text("from host\n")
+        (src / "rootfs" / "go").write_text("")
         texts = {n: wait_file(wait_until, p, "done") for n, p in outs.items()}
     roots = {n: mountinfo_fields(one(t, "root:"))["optional"] for n, t in texts.items()}
     assert lines_with(texts["default"], "seen:") == ["from host"], texts["default"]
