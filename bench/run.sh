@@ -6,6 +6,10 @@
 # Default runtimes: kago (/usr/local/bin/kago) runc crun.  `--help` lists every
 # option; bench/README.md says what is measured and how.
 #
+#   sudo bash bench/run.sh profile [-n RUNS] [--only VERB,...] [KAGO]
+#
+# profiles kago alone: start-up vs imports vs work, syscalls, cProfile, per verb.
+#
 # Hybrid cgroup hosts: crun <= 1.8 refuses to run when the cgroup2 hierarchy at
 # /sys/fs/cgroup/unified has controllers attached ("cgroups in hybrid mode not
 # supported").  Then the whole benchmark (every runtime alike) runs in a private
@@ -16,7 +20,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || PY=$(command -v python3)
 
-case " $* " in *" -h "*|*" --help "*) exec "$PY" -I "$HERE/bench.py" --help ;; esac
+SCRIPT=$HERE/bench.py
+if [ "${1:-}" = profile ]; then     # bench/run.sh profile [-n N] [KAGO]: where kago's time goes
+    SCRIPT=$HERE/profile.py
+    shift
+fi
+case " $* " in *" -h "*|*" --help "*) exec "$PY" -I "$SCRIPT" --help ;; esac
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root: sudo bash bench/run.sh" >&2; exit 2; }
 [ -x /usr/bin/time ] || echo "bench/run.sh: /usr/bin/time missing (apt-get install time): no peak RSS" >&2
 
@@ -27,6 +36,6 @@ if [ -r "$ctl" ] && [ -n "$(cat "$ctl")" ] && [ -z "${KAGO_BENCH_IN_NS:-}" ]; th
     empty=$(mktemp /run/kago-bench-empty.XXXXXX)
     exec env KAGO_BENCH_IN_NS=1 unshare -m --propagation private \
         sh -c 'mount --bind "$0" '"$ctl"' && rm -f "$0" && exec "$@"' "$empty" \
-        "$PY" -I "$HERE/bench.py" "$@"
+        "$PY" -I "$SCRIPT" "$@"
 fi
-exec "$PY" -I "$HERE/bench.py" "$@"
+exec "$PY" -I "$SCRIPT" "$@"
