@@ -52,6 +52,15 @@ def loads(s):
         raise JSONDecodeError("Expecting value", s, e.value) from None
     except _json_error() as e:  # the C scanner raises json.JSONDecodeError lazily
         raise JSONDecodeError(getattr(e, "msg", str(e)), s, getattr(e, "pos", 0)) from None
+    except SystemError:
+        # _json looks json.decoder up in sys.modules (it never imports it) to
+        # raise JSONDecodeError; when absent it fails with a bare SystemError.
+        # Only on this error path: import it and scan again for the real error.
+        import sys
+        if "json.decoder" in sys.modules:
+            raise
+        import json.decoder  # noqa: F401
+        return loads(s)
     while end < n and s[end] in _WS:
         end += 1
     if end != n:
