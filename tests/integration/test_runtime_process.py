@@ -9,6 +9,8 @@ import os
 import resource
 from pathlib import Path
 
+import pytest
+
 
 def lines_with(out: str, prefix: str) -> list[str]:
     return [line[len(prefix):] for line in out.splitlines() if line.startswith(prefix)]
@@ -118,7 +120,8 @@ def test_rlimits_no_new_privs_oom_score_adj(bundle, run_kago, cid, wait_until, t
     # this host can't raise limits (no CAP_SYS_RESOURCE in the bounding set):
     # ask for lower ones than kago has, and different from the defaults
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
-    nproc_hard = 4000 if nproc == resource.RLIM_INFINITY else max(2, nproc - 2)
+    # (per user, host-wide: keep it far above what root runs here)
+    nproc_hard = 1_000_000 if nproc == resource.RLIM_INFINITY else nproc - 1
     out_path = tmp_path / "out"
     script = ("echo n=$(ulimit -n); echo hn=$(ulimit -Hn); "
               "grep NoNewPrivs /proc/self/status | sed 's/^NoNewPrivs:[[:space:]]*/nnp=/'; "
@@ -153,7 +156,8 @@ def test_rlimits_no_new_privs_oom_score_adj(bundle, run_kago, cid, wait_until, t
 
 
 def test_no_new_privileges_false(bundle, run_kago, cid):
-    assert status_field("self", "NoNewPrivs") == "0", "test runner already has NoNewPrivs"
+    if status_field("self", "NoNewPrivs") != "0":
+        pytest.skip("the test runner has NoNewPrivs set: nothing to compare with")
     b = bundle("grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj",
                process={"noNewPrivileges": False, "oomScoreAdj": None})
     out = run_kago("run", "--bundle", b, cid).stdout
