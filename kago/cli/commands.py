@@ -147,7 +147,12 @@ def cmd_delete(inv):
         if force:               # containerd's shim: `delete ID` then `delete --force ID`
             return 0
         raise
-    c.delete(force=force)
+    try:
+        c.delete(force=force)
+    except ContainerNotFound:
+        if force:               # a concurrent delete removed it after we loaded it
+            return 0
+        raise
     return 0
 
 
