@@ -54,13 +54,21 @@ class FsManager:
                 raise CgroupError(f"join cgroup {d}: {e.strerror}", d) from None
 
     def pids(self) -> list:
-        """Every pid in the container's cgroup (the first readable hierarchy)."""
+        """Every pid in the container's cgroup and its sub-cgroups (``exec
+        --cgroup``), as runc's GetAllPids, from the first readable hierarchy."""
         for d in self.dirs.values():
             try:
                 with open(os.path.join(d, "cgroup.procs")) as f:
-                    return [int(x) for x in f.read().split()]
+                    pids = [int(x) for x in f.read().split()]
             except OSError:
                 continue
+            for sub in _subdirs(d):
+                try:
+                    with open(os.path.join(sub, "cgroup.procs")) as f:
+                        pids += [int(x) for x in f.read().split()]
+                except OSError:
+                    pass
+            return pids
         return []
 
     def exists(self) -> bool:
@@ -103,6 +111,8 @@ class FsManager:
         deadline = time.monotonic() + timeout
         for d in self.dirs.values():
             while True:
+                for sub in reversed(_subdirs(d)):   # sub-cgroups first, deepest first
+                    _rmdir(sub)
                 err = _rmdir(d)
                 if err is None:
                     break
@@ -136,6 +146,20 @@ def _makedirs(d) -> list:
         except FileExistsError:
             pass
     return made
+
+
+def _subdirs(d) -> list:
+    """The cgroups under ``d``, parents before children."""
+    out = []
+    try:
+        with os.scandir(d) as it:
+            subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return out
+    for sub in subs:
+        out.append(sub)
+        out += _subdirs(sub)
+    return out
 
 
 def _rmdir(d):
