@@ -70,8 +70,14 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         else:
             import _socket
             relay_sock, con = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    mask = None
     if not detach:
         ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
+        # a signal that arrives before wait_pid forwards them is held, not
+        # lost (nor fatal to us); wait_pid unblocks, the tenant before execve
+        import _signal
+        from kago.container.run import FORWARD
+        mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARD)
     scf = None
     if cfg.get("seccomp") is not None:
         # the container's filter, compiled (and its listener connected) here
@@ -128,6 +134,8 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
                 pass
         if relay_sock is not None:
             relay_sock.close()
+        if mask is not None:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         raise
     finally:
         os.close(err_r)

@@ -31,6 +31,8 @@ def wait_pid(pid: int, pty_master=None) -> int:
             old[s] = _signal.signal(s, forward)
         except (OSError, ValueError):
             pass
+    # whatever arrived while the signals were held (exec, run) is forwarded now
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARD)
     try:
         if pty_master is not None:
             from kago.tty import relay

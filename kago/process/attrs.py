@@ -148,3 +148,4 @@ def restore_signals():
     import _signal
     for s in (_signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(s, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())   # nothing blocked after execve
