@@ -157,8 +157,10 @@ def spawn(argv, *, timeout=120.0, rss=False, stdout=None):
 def first_line(err):
     """The first non-empty line of a runtime's stderr (the msg of a
     logrus-style `time=... level=error msg="..."` line)."""
-    for line in err.splitlines():
-        line = line.strip()
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        lines = lines[-1:]                  # the exception, not the frames
+    for line in lines:
         if line:
             m = re.search(r'level=\w+ msg="((?:[^"\\]|\\.)*)"', line)
             if m:
@@ -315,7 +317,7 @@ class Bench:
                            timeout=timeout or self.a.timeout)
         if rc != 0:
             raise CallFailed("`%s %s` exit %d: %s" % (rt.name, " ".join(args[:1]), rc,
-                                                      first_line(err) or "(no message)"))
+                                                      first_line(err) or "(no message)"), err)
         return s
 
     def quiet(self, rt, *args, timeout=30.0):
@@ -449,6 +451,9 @@ class Bench:
             return fn(rt)
         except CallFailed as e:
             self.failed[(measure, rt.name)] = str(e)
+            if e.args[1:]:
+                say("bench: %s: %s fails; its stderr:\n%s" % (measure, rt.name,
+                                                              e.args[1].rstrip()[-3000:]))
         except (OSError, ValueError) as e:
             self.failed[(measure, rt.name)] = "%s: %s" % (type(e).__name__, e)
         for r, cid in self.sample_ids:
@@ -972,6 +977,13 @@ def main(argv=None):
     if os.geteuid() != 0:
         sys.exit("bench: needs root (sudo bash bench/run.sh)")
 
+    # no descriptor of ours (e.g. run.sh's lock on fd 9) reaches a runtime
+    for fd in os.listdir("/proc/self/fd"):
+        if int(fd) > 2:
+            try:
+                os.set_inheritable(int(fd), False)
+            except OSError:
+                pass
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.exit("bench: prctl(PR_SET_CHILD_SUBREAPER) failed")

@@ -29,6 +29,19 @@ case " $* " in *" -h "*|*" --help "*) exec "$PY" -I "$SCRIPT" --help ;; esac
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root: sudo bash bench/run.sh" >&2; exit 2; }
 [ -x /usr/bin/time ] || echo "bench/run.sh: /usr/bin/time missing (apt-get install time): no peak RSS" >&2
 
+# Hold kago's setup lock shared, as scripts/test.sh does, so that no setup.sh
+# re-installs kago under a running benchmark (and none of ours runs mid-install).
+if [ -z "${KAGO_BENCH_IN_NS:-}" ]; then
+    PREFIX=${KAGO_PREFIX:-/opt/kago}
+    LOCK=/run/lock/kago$(echo "$PREFIX" | tr / -).lock
+    mkdir -p /run/lock
+    exec 9>"$LOCK"
+    if ! flock -s -n 9; then
+        echo "# waiting for $LOCK (a kago install is running)" >&2
+        flock -s -w 1800 9 || { echo "bench/run.sh: gave up waiting for $LOCK" >&2; exit 1; }
+    fi
+fi
+
 ctl=/sys/fs/cgroup/unified/cgroup.controllers
 if [ -r "$ctl" ] && [ -n "$(cat "$ctl")" ] && [ -z "${KAGO_BENCH_IN_NS:-}" ]; then
     echo "# hybrid cgroups, cgroup2 controllers '$(cat "$ctl")': running in a private mount namespace" \
