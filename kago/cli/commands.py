@@ -83,13 +83,27 @@ def cmd_create(inv):
 
 def cmd_run(inv):
     o = inv.opts
-    c = _build(inv, detach=o["detach"])
+    mask = None
+    if not o["detach"]:
+        # hold the signals we forward until wait() forwards them: one that
+        # came between start and wait would kill us and orphan the container
+        import _signal
+        from kago.container.run import FORWARD
+        mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARD)
+    try:
+        c = _build(inv, detach=o["detach"])
+    except BaseException:
+        if mask is not None:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        raise
     try:
         c.start()
         if o["detach"]:
             return 0
         status = c.wait()
     except BaseException:
+        if mask is not None:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         if not o["keep"]:
             _destroy(c)
         raise

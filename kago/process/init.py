@@ -31,6 +31,7 @@ def _setup(ctx, ch):
     linux = spec.get("linux") or {}
     new = ctx.new_namespaces
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())   # whatever main held (run)
     os.umask(0)
     os.setsid()
     ksys.prctl(ksys.PR_SET_DUMPABLE, 0)
