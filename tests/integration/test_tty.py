@@ -504,10 +504,10 @@ def test_run_t_under_tmux(bundle, run_kago, cid, kago_bin, state_root, tmux, tmp
     out.mkdir()
     script = tmp_path / "pane.sh"
     script.write_text(
-        f"stty -g > {out}/before\n"
+        f"stty -g > {out}/before.tmp; mv {out}/before.tmp {out}/before\n"
         f"{kago_bin} --root {state_root} run --bundle {b} {cid}\n"
         f"echo $? > {out}/rc\n"
-        f"stty -g > {out}/after\n"
+        f"stty -g > {out}/after.tmp; mv {out}/after.tmp {out}/after\n"
         "exec sleep 600\n")
     tmux("new-session", "-d", "-s", "t", "-x", 80, "-y", 24, f"sh {script}")
     tmux("set-option", "-g", "status", "off")
