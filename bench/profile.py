@@ -16,6 +16,7 @@ For each verb (state, start, kill, delete, delete --force, create, run):
 """
 
 import argparse
+import glob
 import cProfile  # noqa: F401  (make sure it exists before the scratch dir is made)
 import os
 import re
@@ -214,6 +215,52 @@ class Prof:
         return rows
 
 
+STDLIB = ["shutil", "re", "enum", "ctypes", "socket", "json", "subprocess", "signal",
+          "select", "fcntl", "struct", "errno", "tempfile"]
+
+
+def startup_table(p, n):
+    """Interpreter start-up variants and the cost of stdlib imports, interleaved."""
+    I = p.interp[0]
+    vs = [("`%s` (the launcher's)" % " ".join(p.interp), p.interp + ["-c", "pass"]),
+          ("the same, ending in os._exit(0)", p.interp + ["-c", "import os; os._exit(0)"])]
+    real = os.path.realpath("/usr/bin/python3")
+    if os.path.exists(real) and real != os.path.realpath(I):
+        vs.append(("`%s -IS`" % real, [real, "-IS", "-c", "pass"]))
+    if os.path.exists(real):
+        vs.append(("`%s -I` (site and its .pth files)" % real, [real, "-I", "-c", "pass"]))
+    for extra in sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11"))[-1:]:
+        vs.append(("`%s -IS` (pyenv's build)" % extra, [extra, "-IS", "-c", "pass"]))
+    if os.path.exists("/root/.pyenv/shims/python3"):
+        vs.append(("`/root/.pyenv/shims/python3 -c pass` (pyenv shim)",
+                   ["/root/.pyenv/shims/python3", "-c", "pass"]))
+    vs.append(("+ import os", p.interp + ["-c", "import os"]))
+    for m in STDLIB:
+        vs.append(("+ import os, %s" % m, p.interp + ["-c", "import os, %s" % m]))
+    code = "import sys\n" + "".join("sys.path.append(%r)\n" % x for x in p.paths)
+    vs.append(("+ import kago.cli", p.interp + ["-c", code + "import kago.cli"]))
+    res = {k: [] for k, _ in vs}
+    for r in range(n):
+        k = r % len(vs)
+        for name, av in vs[k:] + vs[:k]:
+            rc, smp, err = B.spawn(av)
+            if rc == 0:
+                res[name].append(smp.wall * 1e3)
+    out = ["| interpreter / imports | wall ms | over the launcher's start-up |",
+           "|---|---:|---:|"]
+    base = statistics.median(res[vs[0][0]])
+    os_ms = statistics.median(res["+ import os"]) if res["+ import os"] else base
+    for name, _ in vs:
+        if not res[name]:
+            continue
+        w = statistics.median(res[name])
+        rel = w - (os_ms if name.startswith("+ import os, ") else base)
+        out.append("| %s | %.1f | %+.1f%s |" % (name, w, rel,
+                                                " (over `import os`)" if name.startswith(
+                                                    "+ import os, ") else ""))
+    return out
+
+
 def _short(fn):
     for key in ("/kago/", "/lib/python3"):
         i = fn.rfind(key)
@@ -226,7 +273,8 @@ def main():
     ap = argparse.ArgumentParser(prog="bench/run.sh profile", description=__doc__.split("\n")[0])
     ap.add_argument("kago", nargs="?", default=B.KAGO, help="kago launcher (default %(default)s)")
     ap.add_argument("-n", "--runs", type=int, default=15)
-    ap.add_argument("--only", default="", help="comma-separated verbs (state,start,...)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated: state,start,kill,delete,create,run,startup")
     ap.add_argument("--top", type=int, default=8, help="rows per detail table")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -328,6 +376,10 @@ def main():
         finally:
             if "cid" in shared:
                 p.gone(shared["cid"])
+        if not only or "startup" in only:
+            B.say("# profile: interpreter start-up and stdlib imports")
+            pr("\n".join(startup_table(p, a.runs)))
+            pr()
         pr("| verb | wall ms | cpu ms | start-up | imports | work | of which exit | kago modules "
            "| other modules |")
         pr("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
