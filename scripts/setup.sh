@@ -25,7 +25,8 @@ DEMO=/var/lib/kago/demo-bundle
 SYSPY=/usr/bin/python3
 TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1")
 APT_PACKAGES=(busybox-static libseccomp2 runc crun tmux python3 python3-venv
-              iproute2 util-linux procps psmisc)
+              iproute2 util-linux procps psmisc
+              qemu-system-x86 cpio dbus-daemon python3-dbusmock)  # cgroup v2 VM; systemd mock
 
 quiet=0 demo=1
 for a in "$@"; do
@@ -162,6 +163,13 @@ INTERP=$(real_python "$VENV")
 case "$INTERP" in
     */shims/*|*/.pyenv/shims/*) die "$VENV/bin/python resolves to a shim ($INTERP)" ;;
 esac
+# CVE-2019-5736: the launcher runs kago's own copy of the interpreter, a
+# read-only bind mount of itself (kago/security/exe.py), never the host's python
+if RO=$("$INTERP" -IS -c "import sys; sys.path.append('$SITE'); from kago.security.exe import install; print(install('$INTERP', '$PREFIX/libexec/$(basename "$INTERP")'))" 2>&1); then
+    INTERP=$RO
+else
+    warn "read-only interpreter copy not set up: $RO"
+fi
 say "launcher $LAUNCHER -> $INTERP -IS"
 mkdir -p "$(dirname "$LAUNCHER")"
 tmp=$(mktemp "$LAUNCHER.XXXXXX")

@@ -55,6 +55,10 @@ def run(argv=None):
         from kago.cli.helptext import app_help
         _stdout(app_help())
         return 0
+    if inv.command in ("create", "run", "exec") and inv.action != "help":
+        # CVE-2019-5736: only from a read-only interpreter (may re-exec us)
+        from kago.security.exe import ensure_protected
+        ensure_protected()
     err = _before(inv)
     if err:
         return err

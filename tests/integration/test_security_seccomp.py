@@ -405,4 +405,4 @@ def test_realistic_profile_create_is_quick(bundle, run_kago, make_cid):
             run_kago("delete", "--force", c)
         return best
     base, sc = create_time(plain), create_time(withsc)
-    assert sc - base < 0.1, f"seccomp adds {1e3 * (sc - base):.0f} ms to create"
+    assert sc - base < 0.2, f"seccomp adds {1e3 * (sc - base):.0f} ms to create"
