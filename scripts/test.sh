@@ -64,6 +64,29 @@ run_pytest() {
 
 run_pytest py3.11 "$VENV/bin/python" 0 tests -q "$@"
 
+# cgroup v2: the tests marked cgroupv2 again, inside ../shared/cgv2's VM (a
+# kernel with only cgroup v2; ~10-25x slower, so one invocation for them all)
+CGV2=${KAGO_CGV2_VM:-$REPO/../shared/cgv2/run-in-v2-vm.sh}
+if [ ! -x "$CGV2" ]; then
+    echo "==> cgroupv2-vm: skipped: $CGV2 not found"
+    summary+=("cgroupv2-vm: skipped (no VM script)")
+elif ! command -v qemu-system-x86_64 >/dev/null; then
+    echo "==> cgroupv2-vm: skipped: qemu-system-x86_64 missing (scripts/setup.sh installs it)"
+    summary+=("cgroupv2-vm: skipped (no qemu)")
+else
+    echo "==> cgroupv2-vm: $CGV2 pytest tests/integration -m cgroupv2"
+    xml=$(mktemp /var/tmp/kago-cgv2.XXXXXX.xml)   # /tmp is the guest's own tmpfs
+    KAGO_SLOW_HOST=1 "$CGV2" "$VENV/bin/python -m pytest --junitxml=$xml tests/integration -m cgroupv2 -q" 9>&-
+    rc=$?
+    [ -s "$xml" ] && mv "$xml" "$reports/cgroupv2-vm.xml" || rm -f "$xml"
+    if [ $rc != 0 ]; then
+        status=1
+        summary+=("cgroupv2-vm: FAILED (exit $rc)")
+    else
+        summary+=("cgroupv2-vm: ok")
+    fi
+fi
+
 for v in 3.12 3.13; do
     py=$PREFIX/venv-$v/bin/python
     if [ -x "$py" ]; then
