@@ -55,7 +55,9 @@ def run(argv=None):
         from kago.cli.helptext import app_help
         _stdout(app_help())
         return 0
-    if inv.command in ("create", "run", "exec") and inv.action != "help":
+    if argv is None and inv.command in ("create", "run", "exec") and inv.action != "help":
+        # only for the real command line: an in-process caller (tests, a
+        # Python program calling run([...])) must not be re-exec'd
         # CVE-2019-5736: only from a read-only interpreter (may re-exec us)
         from kago.security.exe import ensure_protected
         ensure_protected()

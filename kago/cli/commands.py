@@ -154,10 +154,10 @@ def cmd_delete(inv):
         # a create that was killed may have left a state dir without state.json:
         # runc removes it (with or without --force) so the id can be used again
         import os
-        import shutil
+        from kago.container.state import remove_tree
         d = os.path.join(inv.root, inv.args[0])
         if os.path.isdir(d) and not os.path.exists(os.path.join(d, "state.json")):
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d)
         if force:               # containerd's shim: `delete ID` then `delete --force ID`
             return 0
         raise
@@ -315,7 +315,15 @@ def cmd_exec(inv):
                 preserve_fds=o.get("preserve_fds") or 0, cgroup=cg,
                 ignore_paused=bool(o.get("ignore_paused")))
     return 0 if o.get("detach") else rc
-cmd_features = cmd_checkpoint = cmd_restore = _not_implemented
+cmd_checkpoint = cmd_restore = _not_implemented
+
+
+def cmd_features(inv):
+    """runc features: the OCI features document (kago.spec.features)."""
+    from kago.cli.output import dumps
+    from kago.spec.features import features
+    _out(dumps(features(), indent="    ") + "\n")
+    return 0
 
 
 # --- cgroups: pause / resume / events / update ---------------------------------

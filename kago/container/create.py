@@ -121,11 +121,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
 
 def _undo(state_dir, cg):
-    import shutil
     if cg is not None:
         try:
             cg.kill_all_and_wait(timeout=5)
             cg.remove()
         except Exception:
             pass
-    shutil.rmtree(state_dir, ignore_errors=True)
+    _st.remove_tree(state_dir)

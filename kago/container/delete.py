@@ -1,7 +1,6 @@
 """delete: kill what is left, remove the cgroup and the state, run poststop."""
 
 import os
-import shutil
 
 from kago.container import state as _st
 from kago.errors import KagoError
@@ -34,5 +33,5 @@ def delete(c, force=False):
             except KagoError as e:
                 from kago import log
                 log.warning(f"poststop hook failed: {e}")
-        shutil.rmtree(c.state_dir, ignore_errors=True)
+        _st.remove_tree(c.state_dir)
 
