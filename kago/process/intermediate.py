@@ -21,10 +21,15 @@ def run(ctx, ch, init_sock):
         ctx.cgroup.add(os.getpid())
         namespaces = ctx.namespaces
         # 1. join what exists (the user namespace first)
-        joins = sorted((n for n in namespaces if n.get("path")),
-                       key=lambda n: n["type"] != "user")
-        for n in joins:
-            fd = os.open(n["path"], os.O_RDONLY | os.O_CLOEXEC)
+        joins = sorted((n for n in enumerate(namespaces) if n[1].get("path")),
+                       key=lambda n: n[1]["type"] != "user")
+        for i, n in joins:
+            try:
+                fd = os.open(n["path"], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                from kago.errors import SpecError
+                raise SpecError(f"linux.namespaces[{i}].path",
+                                f"open {n['path']}: {e.strerror}") from None
             try:
                 ksys.setns(fd, NS_FLAGS[n["type"]], n["path"])
             finally:
