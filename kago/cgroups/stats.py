@@ -137,6 +137,8 @@ def v1_stats(subsys: dict) -> dict:
     hug = subsys.get("hugetlb")
     if hug:
         s["hugetlb"] = _hugetlb(hug, v1=True)
+    elif subsys.get("unified"):  # hybrid: hugetlb bound to the unified tree
+        s["hugetlb"] = _hugetlb(subsys["unified"], v1=False)
     return s
 
 

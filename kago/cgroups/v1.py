@@ -82,8 +82,7 @@ class V1Manager(FsManager):
             d = os.path.join(mp, base.lstrip("/"), path.lstrip("/"))
             dirs[mp] = os.path.normpath(d)
             for c in ctrls:
-                if c:
-                    subsys.setdefault(c, dirs[mp])
+                subsys.setdefault(c or "unified", dirs[mp])
         return cls(path, dirs, subsys)
 
     def to_json(self):
@@ -125,8 +124,8 @@ class V1Manager(FsManager):
             self._blkio(r["blockIO"])
         for i, h in enumerate(r.get("hugepageLimits") or ()):
             what = f"hugepageLimits[{i}]"
-            write(self._dir("hugetlb", what), f"hugetlb.{h['pageSize']}.limit_in_bytes",
-                  h["limit"], what)
+            d, name = self._hugetlb(what)
+            write(d, name.format(h["pageSize"]), h["limit"], what)
         net = r.get("network") or {}
         if net.get("classID"):
             write(self._dir("net_cls", "network.classID"), "net_cls.classid",
@@ -144,6 +143,24 @@ class V1Manager(FsManager):
                       f"{dev} {' '.join(parts)}", f"rdma.{dev}")
         if r.get("unified"):
             raise unsupported("unified", "needs cgroup v2, this host uses cgroup v1")
+
+    def _hugetlb(self, what):
+        """(directory, file pattern): the v1 hugetlb hierarchy, or on a hybrid
+        host whose hugetlb controller is bound to the unified (v2) tree, that."""
+        if "hugetlb" in self.subsys:
+            return self.subsys["hugetlb"], "hugetlb.{}.limit_in_bytes"
+        u = self.subsys.get("unified")
+        mp = self._mount_of(u) if u else None
+        try:
+            ok = mp is not None and "hugetlb" in read(mp, "cgroup.controllers").split()
+        except OSError:
+            ok = False
+        if not ok:
+            raise unsupported(what, "the hugetlb cgroup controller is not mounted on "
+                                    "this host")
+        from kago.cgroups.v2 import V2Manager
+        V2Manager(self.path, {mp: u})._prepare(mp, u)
+        return u, "hugetlb.{}.max"
 
     def _memory(self, m, update):
         what = "memory"
