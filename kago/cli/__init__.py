@@ -33,8 +33,15 @@ def main(argv=None):
     code = run(argv)
     try:
         sys.stdout.flush()
+        sys.stderr.flush()
     except (OSError, ValueError):
         pass
+    if argv is None:
+        # the command line: skip the interpreter's teardown (module cleanup,
+        # GC), a few ms of every call; all output is flushed and every file
+        # kago wrote was closed (or fsync'd) by the code that wrote it
+        import os
+        os._exit(0 if code is None else code if isinstance(code, int) else 1)
     raise SystemExit(code)
 
 
