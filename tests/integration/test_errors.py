@@ -210,3 +210,16 @@ def test_failed_start_leaves_container_stopped_not_leaked(run_kago, bundle, cid,
     run_kago("delete", cid)
     no_state(state_root)
     assert_clean()
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_run_failed_start_cleans_up(run_kago, bundle, cid, state_root, tmp_path, assert_clean,
+                                    detach):
+    """run: the startContainer hook fails after create succeeded: run fails
+    with one line and deletes the container (runc 1.1.5 `run -d` exits 0 here
+    and leaves it behind)."""
+    b = bundle(["true"], hooks={"startContainer": [{"path": "/bin/false"}]})
+    msg = failure(run_kago, tmp_path, "run", *(["-d"] if detach else []), "-b", b, cid)
+    assert msg == "kago run failed: startContainer hook /bin/false: exit status 1"
+    no_state(state_root)
+    assert_clean()

@@ -319,6 +319,20 @@ def test_error_bad_id(state_root, bad):
     assert _entries(state_root) == []
 
 
+def test_stale_handle_after_delete(lib, bundle, cid, state_root):
+    """A handle loaded before another caller deleted the container: its verbs
+    say ContainerNotFound (not a bare FileNotFoundError)."""
+    c = lib(cid, bundle(["sleep", "60"]))
+    stale = Container.load(str(state_root), cid)
+    c.delete()
+    for verb in (stale.start, stale.delete, lambda: stale.delete(force=True)):
+        with pytest.raises(E.ContainerNotFound) as ei:
+            verb()
+        assert ei.value.id == cid
+    assert stale.status == "stopped"
+    assert _entries(state_root) == []
+
+
 def test_error_not_found(state_root):
     with pytest.raises(E.ContainerNotFound) as ei:
         Container.load(str(state_root), "nothere")

@@ -204,13 +204,15 @@ def test_run_exit_code(run_kago, bundle, cid, state_root, assert_clean):
 
 
 def test_run_killed_by_signal_exits_128_plus_n(kago_bin, run_kago, bundle, cid, state_root,
-                                               wait_until, assert_clean):
-    p = subprocess.Popen([kago_bin, "--root", state_root, "run", "-b",
+                                               tmp_path, wait_until, assert_clean):
+    pf = tmp_path / "run.pid"
+    p = subprocess.Popen([kago_bin, "--root", state_root, "run", "--pid-file", pf, "-b",
                           bundle(["sleep", "60"]), cid], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)
     try:
         wait_until(lambda: (state_root / cid / "state.json").exists()
                    and state(run_kago, cid)["status"] == "running", what="running")
+        assert pf.read_text() == str(state(run_kago, cid)["pid"])
         run_kago("kill", cid, "SIGKILL")
         assert p.wait(timeout=10) == 128 + signal.SIGKILL
     finally:
