@@ -496,16 +496,25 @@ def tmux():
     t.kill()
 
 
-def test_run_t_under_tmux(bundle, run_kago, cid, kago_bin, state_root, tmux, tmp_path,
-                          wait_until, assert_clean):
-    """`kago run` of a terminal: true container with no console socket."""
-    b = bundle(["sh"], process={"terminal": True})
+@pytest.mark.parametrize("mode", ["run", "exec"])
+def test_relay_under_tmux(bundle, run_kago, cid, kago_bin, state_root, tmux, tmp_path,
+                          wait_until, assert_clean, mode):
+    """No console socket: kago relays the pty to its own terminal.  run: a
+    terminal: true container; exec -t: a shell in a running container."""
+    kago = f"{kago_bin} --root {state_root}"
+    if mode == "run":
+        b = bundle(["sh"], process={"terminal": True})
+        command = f"{kago} run --bundle {b} {cid}"
+    else:
+        b = bundle(["sleep", "1000"])
+        run_kago("run", "-d", "--bundle", b, cid)
+        command = f"{kago} exec -t {cid} sh"
     out = tmp_path / "out"
     out.mkdir()
     script = tmp_path / "pane.sh"
     script.write_text(
         f"stty -g > {out}/before.tmp; mv {out}/before.tmp {out}/before\n"
-        f"{kago_bin} --root {state_root} run --bundle {b} {cid}\n"
+        f"{command}\n"
         f"echo $? > {out}/rc\n"
         f"stty -g > {out}/after.tmp; mv {out}/after.tmp {out}/after\n"
         "exec sleep 600\n")
@@ -559,11 +568,18 @@ def test_run_t_under_tmux(bundle, run_kago, cid, kago_bin, state_root, tmux, tmp
 
     # exit: kago returns the status and restores the terminal
     tmux("send-keys", "-t", "t", "exit 3", "Enter")
-    wait_until(lambda: (out / "after").exists(), timeout=20, what="kago run to exit")
+    wait_until(lambda: (out / "after").exists(), timeout=20, what=f"kago {mode} to exit")
     assert (out / "rc").read_text().strip() == "3"
     assert (out / "after").read_text() == (out / "before").read_text()
     flags = subprocess.run(["stty", "-a", "-F", pane_tty], capture_output=True,
                            text=True).stdout.split()
     assert "icanon" in flags and "echo" in flags, flags
-    run_kago("delete", cid, check=False)   # run already removed it: nothing to delete
+    if mode == "exec":
+        assert state(run_kago, cid)["status"] == "running"
+        assert ps_json_of(run_kago, cid) == [st["pid"]]   # the shell is gone
+    run_kago("delete", "--force", cid, check=mode == "exec")  # run removed it itself
     assert_clean()
+
+
+def ps_json_of(run_kago, cid) -> list:
+    return json.loads(run_kago("ps", "-f", "json", cid).stdout)
