@@ -274,7 +274,6 @@ def cmd_exec(inv):
         p = copy.deepcopy(c.config().get("process") or {})
         p["args"] = list(inv.args[1:])
         p["terminal"] = bool(o.get("tty"))
-        p.pop("consoleSize", None)
         if o.get("env"):
             p["env"] = list(p.get("env") or []) + list(o["env"])
         if o.get("cwd"):

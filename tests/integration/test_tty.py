@@ -359,6 +359,19 @@ def test_exec_t_console_socket_long_path(running, run_kago, cid, console, kago_b
     assert rc == 0, err
 
 
+def test_exec_t_keeps_the_containers_console_size(bundle, run_kago, cid, console, tmp_path):
+    """exec -t starts from the container's process, consoleSize included (runc)."""
+    b = bundle(["sleep", "1000"], process={"consoleSize": {"height": 22, "width": 66}})
+    run_kago("run", "-d", "--bundle", b, cid)
+    s = console()
+    run_kago("exec", "-d", "-t", "--console-socket", s.path, cid,
+             "sh", "-c", "echo size=$(stty size)")
+    _, fd = s.receive()
+    m = Master(fd)
+    m.read_to_eof()
+    assert lines_with(m.text, "size=") == ["22 66"]
+
+
 def test_exec_detached_tty_console_socket(running, run_kago, cid, console, tmp_path, wait_until):
     """exec -d -t --console-socket: returns at once; the master still works."""
     _, init = running
