@@ -160,6 +160,10 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
     from kago import sys as ksys
     try:
         ksys.prctl(ksys.PR_SET_DUMPABLE, 0)
+        aff = process.get("execCPUAffinity") or {}
+        if aff.get("initial"):
+            from kago.process import extras
+            extras.cpu_affinity(aff["initial"], "process.execCPUAffinity.initial")
         for d in cg_dirs:
             try:
                 with open(os.path.join(d, "cgroup.procs"), "w") as f:
@@ -208,6 +212,10 @@ def _tenant(err_w, process, keep, console_fd, scf=None):
             os.close(slave)
         if scf is not None:
             scf.learn_pid()
+        aff = process.get("execCPUAffinity") or {}
+        if aff.get("final"):
+            from kago.process import extras
+            extras.cpu_affinity(aff["final"], "process.execCPUAffinity.final")
         path, env = attrs.apply(process, {}, keep, seccomp=scf)
         os.set_inheritable(err_w, False)
         attrs.restore_signals()

@@ -23,6 +23,9 @@ def preload(proc=None):
     import resource  # noqa: F401
     import stat  # noqa: F401
     from kago.security import apparmor, capabilities, selinux  # noqa: F401
+    if proc and (proc.get("ioPriority") or proc.get("scheduler")
+                 or proc.get("execCPUAffinity")):
+        from kago.process import extras  # noqa: F401
     if proc and proc.get("apparmorProfile"):
         apparmor.enabled()
     if proc and proc.get("selinuxLabel"):
@@ -60,6 +63,9 @@ def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None, seccomp=None):
         from kago.security import apparmor, selinux
         apparmor.apply_profile(proc.get("apparmorProfile"))
         selinux.set_exec_label(proc.get("selinuxLabel"))
+    if proc.get("ioPriority") or proc.get("scheduler"):
+        from kago.process import extras
+        extras.apply_process(proc)
     if seccomp is not None and not nnp:
         seccomp.load()
     caps_mod.drop_bounding(caps)

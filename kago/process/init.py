@@ -67,6 +67,8 @@ def _setup(ctx, ch):
     import kago.hooks  # noqa: F401
     from kago.process import attrs
     attrs.preload(proc)
+    if linux.get("personality") or linux.get("memoryPolicy"):
+        from kago.process import extras  # noqa: F401
     if proc.get("terminal"):
         from kago import tty
         tty.preload()
@@ -94,14 +96,33 @@ def _setup(ctx, ch):
     rootfs.finalize()
     # the process
     from kago.process import attrs
+    if linux.get("memoryPolicy"):
+        from kago.process import extras
+        extras.memory_policy(linux["memoryPolicy"])
     path, env = attrs.apply(proc, ctx.extra_env, ctx.keep_fds, _warn, seccomp=scf)
+    if linux.get("personality"):
+        from kago.process import extras
+        extras.personality(linux["personality"])
     ctx.exec_path = path
     ctx.exec_env = env
     ctx.fifo = fifo
     ch.ready()
 
 
+# What ends a created container's init before start, as it ends runc's (a Go
+# program): as pid 1 of its namespace, a signal left at SIG_DFL is dropped, so
+# `kill ID` (SIGTERM) of a created container would do nothing.
+_FATAL_WHILE_CREATED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                        signal.SIGABRT)
+
+
+def _die(signum, _frame):
+    os._exit(128 + signum)
+
+
 def _wait_and_exec(ctx):
+    for s in _FATAL_WHILE_CREATED:
+        signal.signal(s, _die)
     try:
         fd = os.open(f"/proc/self/fd/{ctx.fifo}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
@@ -111,6 +132,8 @@ def _wait_and_exec(ctx):
         if hooks:
             from kago.hooks import run_hooks
             run_hooks("startContainer", hooks, ctx.oci_state("created", ctx.host_pid))
+        for s in _FATAL_WHILE_CREATED:   # started: the process decides from here on
+            signal.signal(s, signal.SIG_DFL)
         os.write(fd, b"0")
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)

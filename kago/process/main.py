@@ -59,7 +59,10 @@ def preload(spec):
     import kago.process.intermediate  # noqa: F401
     import kago.rootfs  # noqa: F401
     from kago.process import attrs
-    attrs.preload()
+    attrs.preload(spec.get("process"))
+    lx = spec.get("linux") or {}
+    if lx.get("personality") or lx.get("memoryPolicy"):
+        from kago.process import extras  # noqa: F401
     if (spec.get("process") or {}).get("terminal"):
         from kago import tty
         tty.preload()

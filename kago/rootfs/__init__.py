@@ -121,8 +121,11 @@ class Rootfs:
                         self._remount(fd, rest, o.clear)
                 else:
                     data = ",".join(o.data) or None
-                    if typ == "mqueue" or typ == "devpts" or typ == "sysfs" or typ == "proc":
-                        pass
+                    label = self.linux.get("mountLabel")
+                    if label and typ not in ("mqueue", "sysfs", "proc"):
+                        # runc: context="<mountLabel>" (not on proc/sysfs/mqueue)
+                        from kago.security import selinux
+                        data = selinux.mount_data(data or "", label) or None
                     ksys.mount(src or typ, fdpath(fd), typ, o.flags & ~ksys.MS_REMOUNT, data)
                 if o.propagation or o.rec_set or o.rec_clr:
                     fd = self._reopen(fd, dest)
