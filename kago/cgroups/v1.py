@@ -287,6 +287,24 @@ class V1Manager(FsManager):
                 write(d, f"blkio.throttle.{name}", f"{t['major']}:{t['minor']} {t['rate']}",
                       f"blockIO.{key}[{i}]")
 
+    def kill_all_and_wait(self, timeout: float = 10.0):
+        """v1 has no cgroup.kill: freeze, SIGKILL everything, thaw, so that
+        nothing forks its way out between reading cgroup.procs and the kill."""
+        d = self.subsys.get("freezer")
+        if d and self.pids():
+            from kago.cgroups.freezer import v1_freeze, v1_thaw
+            try:
+                v1_freeze(d, timeout=2.0)
+                self.signal_all(9)
+            except CgroupError:
+                pass
+            finally:
+                try:
+                    v1_thaw(d)
+                except CgroupError:
+                    pass
+        super().kill_all_and_wait(timeout)
+
     # --- freezer -------------------------------------------------------------
     def freeze(self):
         from kago.cgroups.freezer import v1_freeze

@@ -221,7 +221,9 @@ def test_cpu_quota_throttles(bundle, run_kago, cid, state_root):
     thr = s["cpu"]["throttling"]
     assert thr.get("throttled_periods", 0) > 0, s["cpu"]
     used = s["cpu"]["usage"]["total"] / 1e9
-    assert used < 0.3 * wall, (used, wall)          # ~10% of one cpu, not 100%
+    # ~10% of one cpu, not 100% (under TCG emulation the guest's clock is coarse)
+    assert used < (0.75 if SLOW > 1 else 0.3) * wall, (used, wall)
+    assert thr.get("throttled_time", 0) > 0
     stat = kv(cgread(state_root, cid, "cpu/cpu.stat", "cpu.stat"))
     assert stat["nr_throttled"] >= thr["throttled_periods"]
 
@@ -516,3 +518,17 @@ def test_hugetlb_limit(bundle, run_kago, cid, state_root):
         path = os.path.join(m.dir if V2 else m.subsys["unified"], "hugetlb.2MB.max")
     assert open(path).read().strip() == str(8 * MiB)
     assert "2MB" in _lib(state_root, cid).stats()["hugetlb"]
+
+
+def test_delete_kills_a_fork_loop(bundle, run_kago, cid, state_root, assert_clean):
+    """Processes that keep forking can't escape delete (v1: frozen first; v2: cgroup.kill)."""
+    b = bundle("(while :; do sleep 100 & sleep 0.01; done) & "
+               "(while :; do sleep 100 & sleep 0.01; done) & "
+               "while :; do sleep 100 & sleep 0.01; done")
+    run_kago("run", "-d", "-b", b, cid)
+    time.sleep(0.5 * SLOW)
+    m = manager(state_root, cid)
+    assert len(m.pids()) > 5
+    run_kago("delete", "--force", cid, timeout=60 * SLOW)
+    assert not m.exists()
+    assert_clean()

@@ -15,6 +15,8 @@ import pytest
 
 from kago import cgroups
 
+pytestmark = pytest.mark.cgroupv2
+
 MiB = 1 << 20
 V2 = cgroups.is_v2_host()
 SLICE = "kagotest.slice"
