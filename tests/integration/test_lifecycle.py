@@ -347,6 +347,26 @@ def test_delete_created(run_kago, bundle, cid, state_root, assert_clean):
     assert_clean()
 
 
+def test_kill_created_container_with_sigterm(run_kago, runc, bundle, cid, wait_until):
+    """`kill ID` (SIGTERM) ends a created container, as it ends runc's (CRI's
+    StopContainer sends SIGTERM first); a signal it would ignore does not."""
+    b = bundle(["sleep", "60"], rootfs="shared")
+    rid = runc.make_id()
+    runc("create", "-b", b, rid)
+    run_kago("create", "-b", b, cid)
+    for tool, i in ((runc, rid), (run_kago, cid)):
+        tool("kill", i, "USR1")
+        time.sleep(0.2)
+        assert json.loads(tool("state", i).stdout)["status"] == "created", tool
+        tool("kill", i)
+        wait_until(lambda: json.loads(tool("state", i).stdout)["status"] == "stopped",
+                   timeout=5, what=f"{i} stopped by SIGTERM")
+    r = run_kago("start", cid, check=False)
+    assert r.returncode == 1 and one_line(r).endswith('msg="cannot start a container that has stopped"')
+    runc("delete", rid)
+    run_kago("delete", cid)
+
+
 def test_reused_pid_is_not_the_container(run_kago, bundle, cid, state_root, assert_clean):
     """state.json's pid is alive, but its start time is not the init's: a pid
     reused by another process must not be taken for the container."""
