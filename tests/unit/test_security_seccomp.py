@@ -247,3 +247,50 @@ def test_wait_killable_recv_with_notify(tmp_path):
 def test_action_available():
     for name in sc.ACTIONS:
         assert sc.action_available(name), name
+
+
+# -------------------------------------------------------------------- cache
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setattr(sc, "CACHE_DIR", str(d))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    return d
+
+
+def test_cache_roundtrip(cache):
+    p = json.loads((DATA / "seccomp_default.json").read_text())
+    first = sc.build(p)
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == first.bpf
+    assert oct(files[0].stat().st_mode & 0o777) == "0o600"
+    t = time.perf_counter()
+    again = sc.build(p)
+    assert time.perf_counter() - t < 0.01
+    assert again.bpf == first.bpf
+    # another profile, another entry
+    p["defaultErrnoRet"] = 1
+    assert sc.build(p).bpf != first.bpf and len(list(cache.iterdir())) == 2
+
+
+def test_cache_entry_not_trusted_if_writable_by_others(cache):
+    if os.getuid() != 0:
+        pytest.skip("ownership check needs root-owned files")
+    p = prof("SCMP_ACT_ALLOW", {"names": ["getppid"], "action": "SCMP_ACT_ERRNO"})
+    real = sc.build(p).bpf
+    (entry,) = cache.iterdir()
+    entry.write_bytes(sc.build(prof("SCMP_ACT_ALLOW"), cache=False).bpf)  # tampered
+    entry.chmod(0o666)
+    assert sc.build(p).bpf == real
+
+
+def test_cache_is_bounded_and_ignores_the_listener(cache, monkeypatch):
+    monkeypatch.setattr(sc, "CACHE_MAX", 4)
+    for n in range(10):
+        sc.build(prof("SCMP_ACT_ALLOW", {"names": ["getppid"], "action": "SCMP_ACT_ERRNO",
+                                         "errnoRet": n + 1}))
+    assert len(list(cache.iterdir())) <= 4
+    k1 = sc._cache_key(prof("SCMP_ACT_ALLOW", listenerPath="/a", flags=["SECCOMP_FILTER_FLAG_LOG"]))
+    k2 = sc._cache_key(prof("SCMP_ACT_ALLOW", listenerPath="/b"))
+    assert k1 == k2
