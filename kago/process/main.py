@@ -70,6 +70,7 @@ def preload(spec):
         from kago.security import seccomp
         seccomp.preload()
         seccomp.lib()
+        seccomp.preconnect(spec["linux"]["seccomp"])
 
 
 def spawn(ctx, run_hooks) -> int:
@@ -102,6 +103,9 @@ def spawn(ctx, run_hooks) -> int:
             os._exit(1)
     int_m.close()
     init_m.close()
+    if ctx.spec["linux"].get("seccomp") is not None:
+        from kago.security import seccomp
+        seccomp.release_preconnected()   # the children hold the listener connection
     init_pid = 0
     try:
         while True:

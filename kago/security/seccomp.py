@@ -429,6 +429,10 @@ class Filter:
         return bool(self.listener_path)
 
     def connect(self):
+        pre = _pre.pop(self.listener_path, None)
+        if pre is not None:  # connected by main before the fork (see preconnect)
+            self.sock = pre
+            return
         import _socket
         s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
@@ -481,6 +485,34 @@ class Filter:
             finally:
                 os.close(fd)
                 self.close()
+
+
+# listenerPath -> socket main connected before forking the container's init
+_pre = {}
+
+
+def preconnect(cfg):
+    """In main, before the fork: connect to ``listenerPath`` as runc does -
+    from the host's side, with the runtime's own credentials (a user-namespaced
+    init may not be allowed to reach the socket).  Init's :func:`build` takes
+    the connection over; main drops its copy with :func:`release_preconnected`
+    once it has forked."""
+    release_preconnected()
+    if not isinstance(cfg, dict) or not cfg.get("listenerPath"):
+        return
+    if not any(isinstance(r, dict) and r.get("action") == "SCMP_ACT_NOTIFY"
+               for r in cfg.get("syscalls") or ()):
+        return
+    f = Filter(b"", 0)
+    f.listener_path = cfg["listenerPath"]
+    f.connect()
+    _pre[f.listener_path] = f.sock
+
+
+def release_preconnected():
+    for s in _pre.values():
+        s.close()
+    _pre.clear()
 
 
 def _nr_seccomp():

@@ -406,3 +406,33 @@ def test_realistic_profile_create_is_quick(bundle, run_kago, make_cid):
         return best
     base, sc = create_time(plain), create_time(withsc)
     assert sc - base < 0.2, f"seccomp adds {1e3 * (sc - base):.0f} ms to create"
+
+
+def test_notify_user_namespace_listener_unreachable_from_inside(bundle, run_kago, cid,
+                                                              listener, _kago_tracker):
+    """The listener socket sits in a 0700 root directory: the container's
+    root (host uid 100000) could never connect to it.  kago connects from the
+    host side before forking, as runc does, so notify works anyway."""
+    import subprocess
+    import tempfile
+    lst = listener(lambda nr, args: (0, 0))
+    top = tempfile.mkdtemp(prefix="kago-userns-sc-", dir="/tmp")
+    os.chmod(top, 0o711)
+    _kago_tracker.bundles.append(top)
+
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["root"] = {"path": top + "/rootfs", "readonly": False}
+        cfg["linux"]["seccomp"] = profile("SCMP_ACT_ALLOW", rule(MKDIR, "SCMP_ACT_NOTIFY"),
+                                          listenerPath=lst.path)
+
+    b = bundle("mkdir /d && echo mkdir-ok; test -d /d || echo not-there", edit=edit)
+    os.rename(b / "rootfs", top + "/rootfs")
+    subprocess.run(["chown", "-R", "-h", "100000:100000", top + "/rootfs"], check=True)
+    assert (os.stat(os.path.dirname(lst.path)).st_mode & 0o777) == 0o700
+    r = run_kago("run", "--bundle", b, cid, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "mkdir-ok" in r.stdout and "not-there" in r.stdout
+    assert len(lst.received) == 1
