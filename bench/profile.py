@@ -245,19 +245,19 @@ def startup_table(p, n):
         for name, av in vs[k:] + vs[:k]:
             rc, smp, err = B.spawn(av)
             if rc == 0:
-                res[name].append(smp.wall * 1e3)
-    out = ["| interpreter / imports | wall ms | over the launcher's start-up |",
-           "|---|---:|---:|"]
-    base = statistics.median(res[vs[0][0]])
-    os_ms = statistics.median(res["+ import os"]) if res["+ import os"] else base
+                res[name].append((smp.wall * 1e3, smp.cpu * 1e3))
+    out = ["| interpreter / imports | wall ms | cpu ms | cpu over the start-up |",
+           "|---|---:|---:|---:|"]
+    med = lambda name, i: statistics.median(x[i] for x in res[name])
+    base = med(vs[0][0], 1)
+    os_ms = med("+ import os", 1) if res["+ import os"] else base
     for name, _ in vs:
         if not res[name]:
             continue
-        w = statistics.median(res[name])
-        rel = w - (os_ms if name.startswith("+ import os, ") else base)
-        out.append("| %s | %.1f | %+.1f%s |" % (name, w, rel,
-                                                " (over `import os`)" if name.startswith(
-                                                    "+ import os, ") else ""))
+        over = name.startswith("+ import os, ")
+        out.append("| %s | %.1f | %.1f | %+.1f%s |" % (
+            name, med(name, 0), med(name, 1), med(name, 1) - (os_ms if over else base),
+            " (over `import os`)" if over else ""))
     return out
 
 
@@ -287,11 +287,14 @@ def main():
         p = Prof(a, a.kago)
         p.true_b, p.sleep_b = B.build_bundles(work)
         pr = lambda s="": print(s, flush=True)
-        pr("# kago profile: %s (%s), medians of %d; ms" % (a.kago, " ".join(p.interp), a.runs))
-        pr("# start-up = `%s -c pass`; imports = what -X importtime of the verb adds up"
-           " (beyond start-up's own imports); work = the verb - start-up - imports;"
-           " exit = interpreter finalisation (main() raising SystemExit - the same with"
-           " os._exit after a flush); each paired within a round" % " ".join(p.interp))
+        pr("# kago profile: %s (%s), medians of %d; ms; loadavg %s" % (
+            a.kago, " ".join(p.interp), a.runs, " ".join(open("/proc/loadavg").read().split()[:3])))
+        pr("# cpu (ru_utime+ru_stime of the call and the children it reaped), split as:"
+           " start-up = `%s -c pass`; imports = `-c 'import <the modules -X importtime saw"
+           " the verb import>'` - start-up; work = the verb - that; exit = interpreter"
+           " finalisation (main() raising SystemExit - the same ending in os._exit after a"
+           " flush); off-cpu = wall - cpu of the call (waiting, or running in a process it"
+           " does not reap); each paired within a round, medians" % " ".join(p.interp))
         pr()
         shared, verbs = p.verbs()
         only = set(filter(None, a.only.split(",")))
@@ -301,41 +304,47 @@ def main():
                 if only and name.split()[0] not in only:
                     continue
                 B.say("# profile: %s" % name)
-                # rounds: start-up alone, the verb, the verb under -X importtime; paired
+                # rounds: via main / via os._exit, start-up alone, the verb, its imports alone
                 walls, cpus, ups, imps, works, fins = [], [], [], [], [], []
                 pre = "import sys, os\n" + "".join("sys.path.append(%r)\n" % x for x in p.paths)
                 via_main = pre + "from kago.cli import main\nmain(sys.argv[1:])\n"
                 via_exit = pre + ("from kago.cli import run\nrc = run(sys.argv[1:])\n"
                                   "sys.stdout.flush(); sys.stderr.flush(); os._exit(rc)\n")
+                mods = p.importtime(setup, argv_of, teardown)
+                replay = pre + "".join("import %s\n" % m[1] for m in mods
+                                       if m[0] == 0 and m not in _startup_mods(p))
+                offs = []
                 for _ in range(a.runs):
                     (rc1, s1, _), = p.sampled(setup, argv_of, teardown,
                                               lambda av: p.interp + ["-c", via_main] + av[1:], 1)
                     (rc2, s2, _), = p.sampled(setup, argv_of, teardown,
                                               lambda av: p.interp + ["-c", via_exit] + av[1:], 1)
                     if rc1 == 0 and rc2 == 0:
-                        fins.append((s1.wall - s2.wall) * 1e3)
-                    up = p.timed(p.interp + ["-c", "pass"], 1)[0]
+                        fins.append((s1.cpu - s2.cpu) * 1e3)
+                    up = p.timed(p.interp + ["-c", "pass"], 1)[1]
                     (rc, s, err), = p.sampled(setup, argv_of, teardown, lambda av: av, 1)
                     if rc != 0:
                         raise B.CallFailed("%s: %s" % (name, B.first_line(err)))
-                    mods = p.importtime(setup, argv_of, teardown)
-                    imp = sum(m[3] for m in mods if m[0] == 0 and m not in _startup_mods(p)) / 1e3
+                    rp = p.timed(p.interp + ["-c", replay], 1)[1]
                     walls.append(s.wall * 1e3)
                     cpus.append(s.cpu * 1e3)
                     ups.append(up)
-                    imps.append(imp)
-                    works.append(s.wall * 1e3 - up - imp)
+                    imps.append(rp - up)
+                    works.append(s.cpu * 1e3 - rp)
+                    offs.append((s.wall - s.cpu) * 1e3)
                 med = statistics.median
                 wall, cpu, start_w = med(walls), med(cpus), med(ups)
                 imports, work_ms = med(imps), med(works)
                 fin = med(fins) if fins else float("nan")
+                off = med(offs)
                 kmods = [m for m in mods if m[1].startswith("kago")]
                 stdmods = [m for m in mods if not m[1].startswith("kago")
                            and m not in _startup_mods(p)]
-                summary.append((name, wall, cpu, start_w, imports, work_ms, fin, len(kmods),
+                summary.append((name, wall, cpu, start_w, imports, work_ms, fin, off, len(kmods),
                                 len(stdmods)))
-                d = ["## %s: %.1f ms wall, %.1f ms cpu; start-up %.1f, imports %.1f, work %.1f"
-                     % (name, wall, cpu, start_w, imports, work_ms)]
+                d = ["## %s: %.1f ms wall, %.1f ms cpu: start-up %.1f, imports %.1f, work %.1f"
+                     " (exit %.1f); off-cpu %.1f" % (name, wall, cpu, start_w, imports, work_ms,
+                                                     fin, off)]
                 d.append("")
                 d.append("imports (-X importtime of one call; self / cumulative us), "
                          "%d kago modules, %d others beyond start-up:" % (len(kmods), len(stdmods)))
@@ -380,11 +389,11 @@ def main():
             B.say("# profile: interpreter start-up and stdlib imports")
             pr("\n".join(startup_table(p, a.runs)))
             pr()
-        pr("| verb | wall ms | cpu ms | start-up | imports | work | of which exit | kago modules "
-           "| other modules |")
-        pr("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        pr("| verb | wall ms | cpu ms | cpu: start-up | cpu: imports | cpu: work | of which exit "
+           "| off-cpu (wall - cpu) | kago modules | other modules |")
+        pr("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in summary:
-            pr("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d |" % row)
+            pr("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d |" % row)
         for d in details:
             pr()
             pr("\n".join(d))
