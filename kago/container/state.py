@@ -3,7 +3,9 @@
 state.json holds the OCI state plus what kago needs to recognise its init
 (pid *and* start time, so a reused pid is never mistaken for the container);
 kago.json (KagoConfig) is the small subset of config.json later verbs need.
-Writes are atomic (temp file, fsync, rename); :class:`Lock` serialises verbs
+Writes are atomic (temp file, rename: a reader sees the old or the new
+file, never half of one; no fsync - state under /run does not outlive a
+reboot, and runc does not sync either); :class:`Lock` serialises verbs
 on one id with flock(2) on the state directory.
 """
 
@@ -34,7 +36,6 @@ def write_json_atomic(path, data):
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, json.dumps(data, separators=(",", ":")).encode())
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
