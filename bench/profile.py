@@ -261,6 +261,19 @@ def startup_table(p, n):
     return out
 
 
+def _parents(mods):
+    """{module: the module whose import pulled it in ('' at top level)}.
+    -X importtime lists a module after the ones it imported, one level deeper."""
+    out = {}
+    for i, (depth, name, _, _) in enumerate(mods):
+        out[name] = ""
+        for d2, n2, _, _ in mods[i + 1:]:
+            if d2 < depth:
+                out[name] = n2
+                break
+    return out
+
+
 def _short(fn):
     for key in ("/kago/", "/lib/python3"):
         i = fn.rfind(key)
@@ -275,7 +288,7 @@ def main():
     ap.add_argument("-n", "--runs", type=int, default=15)
     ap.add_argument("--only", default="",
                     help="comma-separated: state,start,kill,delete,create,run,startup")
-    ap.add_argument("--top", type=int, default=8, help="rows per detail table")
+    ap.add_argument("--top", type=int, default=15, help="rows per detail table")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("profile: needs root")
@@ -314,6 +327,7 @@ def main():
                 replay = pre + "".join("import %s\n" % m[1] for m in mods
                                        if m[0] == 0 and m not in _startup_mods(p))
                 offs = []
+                it_self, it_cum = {}, {}
                 for _ in range(a.runs):
                     (rc1, s1, _), = p.sampled(setup, argv_of, teardown,
                                               lambda av: p.interp + ["-c", via_main] + av[1:], 1)
@@ -326,6 +340,9 @@ def main():
                     if rc != 0:
                         raise B.CallFailed("%s: %s" % (name, B.first_line(err)))
                     rp = p.timed(p.interp + ["-c", replay], 1)[1]
+                    for m in p.importtime(setup, argv_of, teardown):
+                        it_self.setdefault(m[1], []).append(m[2])
+                        it_cum.setdefault(m[1], []).append(m[3])
                     walls.append(s.wall * 1e3)
                     cpus.append(s.cpu * 1e3)
                     ups.append(up)
@@ -346,14 +363,18 @@ def main():
                      " (exit %.1f); off-cpu %.1f" % (name, wall, cpu, start_w, imports, work_ms,
                                                      fin, off)]
                 d.append("")
-                d.append("imports (-X importtime of one call; self / cumulative us), "
-                         "%d kago modules, %d others beyond start-up:" % (len(kmods), len(stdmods)))
+                d.append("imports (-X importtime, median of %d calls; self / cumulative us; "
+                         "the costliest %d by self), %d kago modules, %d others beyond start-up:"
+                         % (a.runs, a.top, len(kmods), len(stdmods)))
                 d.append("")
-                d.append("| module | self us | cumulative us |")
-                d.append("|---|---:|---:|")
+                d.append("| module | imported by | self us | cumulative us |")
+                d.append("|---|---|---:|---:|")
                 ext = [m for m in mods if m not in _startup_mods(p)]
-                for m in sorted(ext, key=lambda m: -m[2])[:a.top]:
-                    d.append("| %s%s | %d | %d |" % ("&nbsp;" * 2 * m[0], m[1], m[2], m[3]))
+                parent = _parents(mods)
+                ms = lambda k, name: statistics.median(k.get(name) or [0])
+                for m in sorted(ext, key=lambda m: -ms(it_self, m[1]))[:a.top]:
+                    d.append("| %s | %s | %d | %d |" % (m[1], parent.get(m[1]) or "-",
+                                                        ms(it_self, m[1]), ms(it_cum, m[1])))
                 d.append("")
                 d.append("modules imported: " + ", ".join(m[1] for m in mods
                                                          if m not in _startup_mods(p)))
