@@ -229,8 +229,9 @@ def startup_table(p, n):
         vs.append(("`%s -IS`" % real, [real, "-IS", "-c", "pass"]))
     if os.path.exists(real):
         vs.append(("`%s -I` (site and its .pth files)" % real, [real, "-I", "-c", "pass"]))
-    for extra in sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11"))[-1:]:
-        vs.append(("`%s -IS` (pyenv's build)" % extra, [extra, "-IS", "-c", "pass"]))
+    for v in ("3.11", "3.12", "3.13", "3.14"):
+        for extra in sorted(glob.glob("/root/.pyenv/versions/%s.*/bin/python%s" % (v, v)))[-1:]:
+            vs.append(("`%s -IS` (pyenv's build)" % extra, [extra, "-IS", "-c", "pass"]))
     if os.path.exists("/root/.pyenv/shims/python3"):
         vs.append(("`/root/.pyenv/shims/python3 -c pass` (pyenv shim)",
                    ["/root/.pyenv/shims/python3", "-c", "pass"]))
