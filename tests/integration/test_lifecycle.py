@@ -338,6 +338,27 @@ def test_delete_running_needs_force(run_kago, bundle, cid, state_root, tmp_path,
     assert_clean()
 
 
+def test_delete_kills_orphans_without_pid_namespace(run_kago, bundle, cid, tmp_path,
+                                                    state_root, wait_until, assert_clean):
+    """No pid namespace: init's exit kills nothing, a forked child outlives it
+    (status stopped); delete, without --force, must still kill it (cgroup)."""
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+    out = open(tmp_path / "out", "w")
+    run_kago("run", "-d", "-b", bundle("sleep 100 & echo $!; exec sleep 0.2", edit=edit), cid,
+             stdout=out)
+    init = state(run_kago, cid)["pid"]
+    child = int(wait_until(lambda: text(tmp_path / "out").strip(), what="child pid"))
+    assert child > 1 and alive(child)              # a host pid: no pid namespace
+    wait_until(lambda: state(run_kago, cid)["status"] == "stopped", what="init exited")
+    assert not alive(init) and alive(child)
+    run_kago("delete", cid)
+    assert not alive(child)
+    assert not (state_root / cid).exists()
+    out.close()
+    assert_clean()
+
+
 def test_delete_created(run_kago, bundle, cid, state_root, assert_clean):
     run_kago("create", "-b", bundle(["sleep", "60"]), cid)
     pid = state(run_kago, cid)["pid"]
