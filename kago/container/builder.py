@@ -21,8 +21,10 @@ class ContainerBuilder:
                 detach=True) -> "InitBuilder":
         """A new container from the OCI bundle at ``bundle``.
 
-        ``detach=False`` makes this process the container's reaper so that
-        :meth:`Container.wait` can collect its exit status (``kago run``)."""
+        ``detach=False`` makes this process the container's reaper
+        (PR_SET_CHILD_SUBREAPER, which stays set after a successful build, as
+        for ``kago run``) so that :meth:`Container.wait` can collect its exit
+        status; ``wait`` reaps only the container's init."""
         return InitBuilder(self, bundle, pid_file=pid_file,
                            console_socket=console_socket, no_pivot=no_pivot,
                            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,

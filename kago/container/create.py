@@ -115,6 +115,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         return c
     except BaseException:
         _undo(state_dir, cg)
+        if not detach:
+            try:
+                from kago import sys as ksys
+                ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 0)
+            except Exception:
+                pass
         raise
     finally:
         lock.__exit__()

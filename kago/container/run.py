@@ -40,13 +40,12 @@ def wait_pid(pid: int, pty_master=None) -> int:
                 relay(pty_master)
             finally:
                 os.close(pty_master)
-        while True:
-            try:
-                wpid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return 255
-            if wpid == pid:
-                break
+        try:
+            # only our container's process: a library caller's other children
+            # keep their exit statuses
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
     finally:
         for s, h in old.items():
             try:
