@@ -305,7 +305,8 @@ def main():
             a.kago, " ".join(p.interp), a.runs, " ".join(open("/proc/loadavg").read().split()[:3])))
         pr("# cpu (ru_utime+ru_stime of the call and the children it reaped), split as:"
            " start-up = `%s -c pass`; imports = `-c 'import <the modules -X importtime saw"
-           " the verb import>'` - start-up; work = the verb - that; exit = interpreter"
+           " the verb import>'` - start-up (so it includes their finalisation at exit); work = the"
+           " verb - that; exit = interpreter"
            " finalisation (main() raising SystemExit - the same ending in os._exit after a"
            " flush); off-cpu = wall - cpu of the call (waiting, or running in a process it"
            " does not reap); each paired within a round, medians" % " ".join(p.interp))
