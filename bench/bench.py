@@ -799,6 +799,8 @@ def report(b, info, out=sys.stdout):
       " iqr = interquartile range of wall / median")
     p("# machine: " + ", ".join("%s: %s" % kv for kv in info.items()))
     p()
+    summary(b, bases, p)
+    p()
     hdr = "| measure | runtime | wall ms | cpu ms | peak RSS MiB |"
     sep = "|---|---|---:|---:|---:|"
     for bs in bases:
@@ -896,6 +898,50 @@ def report(b, info, out=sys.stdout):
     p("# total %.0f s" % b.elapsed)
 
 
+def summary(b, bases, p):
+    """One row per measure: each runtime's median wall, then each other
+    runtime's paired ratio to runc and crun."""
+    rts = b.rts
+    others = [rt for rt in rts if rt not in bases]
+    hdr = "| wall ms (median) |" + "".join(" %s |" % rt.name for rt in rts)
+    sep = "|---|" + "---:|" * len(rts)
+    for rt in others:
+        for bs in bases:
+            hdr += " %s x %s |" % (rt.name, bs.name)
+            sep += "---:|"
+    p(hdr)
+    p(sep)
+    for measure, head in MEASURES:
+        per = b.data.get(head)
+        if measure == "scale" or (not per and not any((measure, rt.name) in b.failed
+                                                       for rt in rts)):
+            continue
+        per = per or {}
+        row = "| %s |" % head
+        for rt in rts:
+            ss = per.get(rt.name)
+            row += " %s |" % ("%.1f" % (med([x.wall for x in ss.values()]) * 1e3) if ss
+                              else "n/a")
+        for rt in others:
+            for bs in bases:
+                a, c = per.get(rt.name), per.get(bs.name)
+                row += " %s |" % (fmt(paired_ratio(a, c), "%.2f") if a and c else "n/a")
+        p(row)
+    w = {rt.name: med(b.extras.get("VmRSS KiB", {}).get(rt.name, [])) for rt in rts}
+    if any(v is not None for v in w.values()):
+        p("| waiting init VmRSS MiB |" + "".join(
+            " %s |" % (fmt(w[rt.name] / MIB) if w[rt.name] is not None else "n/a")
+            for rt in rts) + " |" * (len(others) * len(bases)))
+    peaks = {}
+    for rt in rts:
+        v = [med(x[rt.name]) for x in b.rssdata.values() if x.get(rt.name)]
+        peaks[rt.name] = max(v) if v else None
+    if any(v is not None for v in peaks.values()):
+        p("| highest peak RSS of a call, MiB |" + "".join(
+            " %s |" % (fmt(peaks[rt.name] / MIB) if peaks[rt.name] is not None else "n/a")
+            for rt in rts) + " |" * (len(others) * len(bases)))
+
+
 def _belongs(label, measure):
     sub = {"lifecycle": ("  wait", "  delete (stopped)"), "pause": ("  pause", "  resume")}
     return label.startswith(sub.get(measure, ("\0",)))
@@ -948,7 +994,9 @@ def targets(b, rt, runc, crun):
 
 
 def dump_json(b, info, path):
-    out = {"machine": info, "runs": b.a.runs, "runtimes": {rt.name: rt.argv for rt in b.rts},
+    out = {"machine": info, "runs": b.a.runs, "rss_runs": b.a.rss_runs, "scale_n": b.a.scale,
+           "par": b.a.par, "elapsed": b.elapsed,
+           "runtimes": {rt.name: rt.argv for rt in b.rts},
            "samples": {lb: {n: {str(k): [s.wall, s.cpu, s.rss] for k, s in ss.items()}
                             for n, ss in per.items()} for lb, per in b.data.items()},
            "peak_rss_kib": b.rssdata, "init": b.extras,
@@ -959,6 +1007,33 @@ def dump_json(b, info, path):
 
 
 # ---------------------------------------------------------------------------
+
+def from_json(path):
+    """Re-print the report of a run saved with --json."""
+    with open(path) as f:
+        d = json.load(f)
+
+    class A:
+        runs, rss_runs = d.get("runs", 0), d.get("rss_runs", 3)
+        scale, par = d.get("scale_n", 100), d.get("par", 4)
+
+    rts = []
+    for name, argv in d["runtimes"].items():
+        rt = Runtime.__new__(Runtime)
+        rt.name, rt.argv = name, argv
+        rt.kind = os.path.basename(argv[0]) if name != "kago" else "kago"
+        rts.append(rt)
+    b = Bench(A, rts)
+    for lb, per in d["samples"].items():
+        for n, ss in per.items():
+            for k, v in ss.items():
+                b.data.setdefault(lb, {}).setdefault(n, {})[int(k)] = Sample(*v)
+    b.rssdata, b.extras = d.get("peak_rss_kib", {}), d.get("init", {})
+    b.scale = {(int(k.split("|")[0]), k.split("|", 1)[1]): v for k, v in d.get("scale", {}).items()}
+    b.failed = {tuple(k.split("|", 1)): v for k, v in d.get("failed", {}).items()}
+    b.elapsed = d.get("elapsed", 0.0)
+    report(b, d.get("machine", {}))
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
@@ -975,7 +1050,11 @@ def main(argv=None):
     ap.add_argument("--json", help="write every sample to this file")
     ap.add_argument("--work", help="scratch dir to use (default: a new one under /run)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    ap.add_argument("--from-json", metavar="FILE", help="re-print the report of a saved run")
     a = ap.parse_args(argv)
+    if a.from_json:
+        from_json(a.from_json)
+        return 0
     bad = set(filter(None, a.only.split(","))) - set(NAMES)
     if bad:
         ap.error("unknown measure(s) %s; known: %s" % (",".join(sorted(bad)), ",".join(NAMES)))
