@@ -589,24 +589,39 @@ def ctr(containerd, rootfs):
 
 # ------------------------------------------------------------------ CRI
 
-def _cri_modules(base: Path):
-    """runtime.v1 stubs compiled from tests/engines/cri.proto into BASE."""
+def grpc_modules(base: Path, proto: str):
+    """(NAME_pb2, NAME_pb2_grpc) compiled from tests/engines/NAME.proto into BASE."""
     try:
         import grpc  # noqa: F401
+        import grpc_tools
         from grpc_tools import protoc
     except ImportError as e:
-        pytest.skip(f"CRI tests need grpcio and grpcio-tools ({e}); scripts/setup.sh installs them")
-    out = base / "cri-gen"
+        pytest.skip(f"needs grpcio and grpcio-tools ({e}); scripts/setup.sh installs them")
+    import importlib
+    out = base / "grpc-gen"
     out.mkdir(exist_ok=True)
-    import grpc_tools
-    inc = Path(grpc_tools.__file__).parent / "_proto"
-    rc = protoc.main(["protoc", f"-I{HERE}", f"-I{inc}", f"--python_out={out}",
-                      f"--grpc_python_out={out}", str(HERE / "cri.proto")])
-    assert rc == 0, "protoc failed on cri.proto"
-    sys.path.insert(0, str(out))
-    import cri_pb2
-    import cri_pb2_grpc
-    return cri_pb2, cri_pb2_grpc
+    if not (out / f"{proto}_pb2.py").exists():
+        inc = Path(grpc_tools.__file__).parent / "_proto"
+        rc = protoc.main(["protoc", f"-I{HERE}", f"-I{inc}", f"--python_out={out}",
+                          f"--grpc_python_out={out}", str(HERE / f"{proto}.proto")])
+        assert rc == 0, f"protoc failed on {proto}.proto"
+    if str(out) not in sys.path:
+        sys.path.insert(0, str(out))
+    return importlib.import_module(f"{proto}_pb2"), importlib.import_module(f"{proto}_pb2_grpc")
+
+
+def update_task_memory(cd: "Containerd", base: Path, cid: str, limit: int, ns=None):
+    """containerd's Tasks.Update with LinuxResources {memory: {limit}} (JSON in an
+    Any, as containerd's typeurl encodes runtime-spec types): the shim runs
+    `<runtime> update --resources -`."""
+    import grpc
+    from google.protobuf import any_pb2
+    pb, stubs = grpc_modules(base, "tasks")
+    res = any_pb2.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+                      value=json.dumps({"memory": {"limit": limit, "swap": limit}}).encode())
+    with grpc.insecure_channel(f"unix://{cd.sock}") as ch:
+        stubs.TasksStub(ch).Update(pb.UpdateTaskRequest(container_id=cid, resources=res),
+                                   metadata=[("containerd-namespace", ns or cd.NS)], timeout=30)
 
 
 class Cri:
@@ -617,7 +632,7 @@ class Cri:
     def __init__(self, cd: Containerd, base: Path, archive):
         import grpc
         self.cd = cd
-        self.pb, grpc_mod = _cri_modules(base)
+        self.pb, grpc_mod = grpc_modules(base, "cri")
         self.channel = grpc.insecure_channel(f"unix://{cd.sock}")
         self.rs = grpc_mod.RuntimeServiceStub(self.channel)
         self.logs = cd.dir / "pods"
