@@ -127,7 +127,9 @@ def test_json_round_trip_and_old_format(v1, v2):
 def test_hot_path_imports_little():
     import subprocess
     import sys
-    code = ("import sys, kago.cgroups, kago.cgroups.v1, kago.cgroups.v2;"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (f"import sys; sys.path.insert(0, {repo!r}); "
+            "import kago.cgroups, kago.cgroups.v1, kago.cgroups.v2;"
             "bad = {'subprocess', 'kago.cgroups.systemd', 'kago.cgroups.dbus', "
             "'kago.cgroups.stats', 'kago.cgroups.devices', 'ctypes', 'json'} & set(sys.modules);"
             "print(sorted(bad))")
