@@ -508,7 +508,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  restrict_oom_score_adj = false
+  # the sandbox asks for oomScoreAdj -998; lowering it needs CAP_SYS_RESOURCE,
+  # which this sandbox's bounding set lacks: cap it at containerd's own value
+  restrict_oom_score_adj = true
   disable_cgroup = false
   [{cri}.cni]
     bin_dir = "{d}/cni/bin"
@@ -652,7 +654,10 @@ class Cri:
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=f"{self.cgroup_parent}/{name}",
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=pb.NamespaceOption(network=pb.NODE))))
+                    # as kubelet: the node's network here (no CNI), a pid
+                    # namespace per container, the pod's ipc namespace
+                    namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER,
+                                                         ipc=pb.POD))))
         (self.logs / name).mkdir(parents=True, exist_ok=True)
         pid = self.call("RunPodSandbox", config=cfg, runtime_handler=self.cd.handler).pod_sandbox_id
         self.pods.append(pid)
@@ -692,6 +697,61 @@ class Cri:
                 except Exception as e:  # noqa: BLE001 - best effort, reported by the leak check
                     print(f"CRI {call} {p}: {e}")
         self.channel.close()
+
+
+def stream_exec(url: str, timeout=30) -> tuple[bytes, bytes]:
+    """Read an exec session from a CRI streaming URL (what kubectl exec does
+    after the Exec call) over a WebSocket with the v4.channel.k8s.io protocol:
+    each binary message is one channel byte (1 stdout, 2 stderr, 3 status)
+    and data. Returns (stdout, status); no stdin is sent."""
+    import base64
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        assert chunk, f"stream server closed during the handshake: {buf!r}"
+        buf += chunk
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert head.split()[1] == b"101", head
+
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        out, buf = buf[:n], buf[n:]
+        return out
+
+    chans: dict[int, bytes] = {}
+    try:
+        while True:
+            b0, b1 = need(2)
+            opcode, n = b0 & 0x0F, b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(need(2), "big")
+            elif n == 127:
+                n = int.from_bytes(need(8), "big")
+            if b1 & 0x80:
+                need(4)    # a server never masks; tolerate it anyway
+            payload = need(n)
+            if opcode == 8:          # close
+                break
+            if opcode in (1, 2) and payload:
+                chans[payload[0]] = chans.get(payload[0], b"") + payload[1:]
+    except EOFError:
+        pass
+    finally:
+        s.close()
+    return chans.get(1, b""), chans.get(3, b"")
 
 
 @pytest.fixture(scope="session")
