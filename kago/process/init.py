@@ -48,8 +48,12 @@ def _setup(ctx, ch):
         lo_up()
     oom = proc.get("oomScoreAdj")
     if oom is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(oom))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(oom))
+        except OSError as e:   # lowering it needs CAP_SYS_RESOURCE: say what failed
+            raise SyscallError(e.errno, "write", "/proc/self/oom_score_adj",
+                               f"oomScoreAdj {oom}") from None
     from kago.rootfs import Rootfs
     rootfs = Rootfs(ctx)
     rootfs.prepare()
