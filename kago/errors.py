@@ -5,7 +5,6 @@ child of the fork chain are serialised (:func:`to_wire`) and re-raised in the
 parent as the same type with the same fields (:func:`from_wire`).
 """
 
-from __future__ import annotations
 
 
 class KagoError(Exception):

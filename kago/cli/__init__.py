@@ -30,6 +30,11 @@ def parse(argv=None):
 
 def main(argv=None):
     """Entry point of the ``kago`` executable: never returns."""
+    import gc
+    # a short-lived process makes no garbage cycles worth collecting, and a
+    # collection in a forked child touches every object: copy-on-write faults
+    # on the whole heap of main, init and exec'd processes
+    gc.disable()
     code = run(argv)
     try:
         sys.stdout.flush()
