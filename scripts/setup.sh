@@ -26,7 +26,8 @@ SYSPY=/usr/bin/python3
 TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1")
 APT_PACKAGES=(busybox-static libseccomp2 runc crun tmux python3 python3-venv
               iproute2 util-linux procps psmisc
-              qemu-system-x86 cpio dbus-daemon python3-dbusmock)  # cgroup v2 VM; systemd mock
+              qemu-system-x86 cpio dbus-daemon python3-dbusmock   # cgroup v2 VM; systemd mock
+              podman conmon containerd docker.io)                 # tests/engines
 
 quiet=0 demo=1
 for a in "$@"; do
@@ -116,6 +117,11 @@ pip_ensure() {
 say "venv $VENV (Debian's $SYSPY)"
 make_venv "$VENV" "$SYSPY"
 pip_ensure "$VENV" "${TEST_DEPS[@]}"
+# tests/engines drives containerd's CRI over gRPC (stubs compiled at test time)
+if ! "$VENV/bin/python" -c 'import grpc, grpc_tools, google.protobuf' >/dev/null 2>&1; then
+    info "installing grpcio grpcio-tools protobuf into $VENV (tests/engines)"
+    quietly "$VENV/bin/python" -m pip install -q --disable-pip-version-check grpcio grpcio-tools protobuf
+fi
 if ! "$VENV/bin/python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)' 2>/dev/null; then
     info "installing setuptools>=61 into $VENV"
     quietly "$VENV/bin/python" -m pip install -q --disable-pip-version-check "setuptools>=61"

@@ -11,6 +11,11 @@
 #      with the installed launcher on PATH (PYTEST_ARGS go to this run)
 #   3. tests/unit on Python 3.12 and 3.13 (/opt/kago/venv-3.12, -3.13),
 #      against the source tree; skipped with a note where absent
+#   4. the second target, tests/engines: podman, containerd (ctr and CRI) and
+#      dockerd, started by the tests under a temporary folder, with kago as
+#      the runtime, then the same suite with runc (KAGO_ENGINE_RUNTIME=runc)
+#      so a failure seen with kago alone is kago's (~30 s each, 120 s a test
+#      at most).  Only this target: bash scripts/test.sh --engines-only
 #
 # Exits non-zero if any part fails.  The last line totals all runs.
 set -uo pipefail
@@ -62,7 +67,18 @@ run_pytest() {
     fi
 }
 
+run_engines() {
+    KAGO_ENGINE_RUNTIME=kago run_pytest engines "$VENV/bin/python" 0 tests/engines -q --timeout 120
+    KAGO_ENGINE_RUNTIME=runc run_pytest engines-runc "$VENV/bin/python" 0 tests/engines -q --timeout 120
+}
+if [ "${1:-}" = --engines-only ]; then
+    run_engines
+    echo "==> summary: ${summary[*]}"
+    exit $status
+fi
+
 run_pytest py3.11 "$VENV/bin/python" 0 tests -q "$@"
+run_engines
 
 # cgroup v2: the tests marked cgroupv2 again, inside ../shared/cgv2's VM (a
 # kernel with only cgroup v2; ~10-25x slower, so one invocation for them all)
