@@ -69,6 +69,10 @@ PAUSE_IMAGE = "localhost/kago-pause:latest"
 # a detached container's process: exits on SIGTERM (pid 1 has no default action)
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 DEBUG = os.environ.get("KAGO_ENGINE_DEBUG") == "1"
+# Made outside the suite's folder whatever the flags: containerd 1.6's shim
+# sockets (/run/containerd/s), ctr's fifos (/run/containerd/fifo) and the shim's
+# runtime --root (/run/containerd/runc/<namespace>); podman's blob-info cache.
+HOST_DIRS = ["/run/containerd", "/var/lib/containers/cache", "/run/containers", "/run/libpod"]
 
 
 # ------------------------------------------------------------------ collection
@@ -236,9 +240,16 @@ def base(tag):
     """The one temporary folder holding every engine's state (a short path:
     unix socket paths are limited to 108 bytes)."""
     d = Path(tempfile.mkdtemp(prefix=f"ke-{tag}-", dir="/tmp"))
+    fresh = [p for p in HOST_DIRS if not os.path.lexists(p)]
     yield d
     leaks = _leftovers(d, tag)
     _force_clean(d, tag)
+    # what the engines put outside BASE by design (paths compiled into them),
+    # removed when this run made them
+    mps = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for p in fresh:
+        if not any(m == p or m.startswith(p + "/") for m in mps):
+            shutil.rmtree(p, ignore_errors=True)
     if os.environ.get("KAGO_TEST_KEEP") != "1":
         shutil.rmtree(d, ignore_errors=True)
     else:
@@ -417,6 +428,7 @@ default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{d}/events.log"
+image_copy_tmp_dir = "{d}/tmp"
 runtime = "{rt.name}"
 # podman passes --log-format json only to the runtimes named here
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "kago"]
