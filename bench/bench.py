@@ -522,8 +522,11 @@ class Bench:
                 for cid in ids:
                     f(cid)
             else:
-                with ThreadPoolExecutor(par) as ex:
+                ex = ThreadPoolExecutor(par)
+                try:
                     list(ex.map(f, ids))
+                finally:    # on an error or Ctrl-C, start no more calls
+                    ex.shutdown(wait=True, cancel_futures=True)
 
         res = {}
         try:
@@ -1077,8 +1080,10 @@ def main(argv=None):
     def on_signal(signum, _frame):
         raise Interrupted(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    # also SIGINT: a shell starts background jobs with it ignored, and Python
+    # keeps an inherited SIG_IGN
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
 
     if a.work:
         os.makedirs(a.work, exist_ok=True)
