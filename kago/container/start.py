@@ -37,7 +37,10 @@ def start(c):
 def _read_fifo(path, pid):
     """Open exec.fifo for reading and read until init's exec closes it.
 
-    Non-blocking, polled beside a pidfd of init, so a dead init can't hang us."""
+    Non-blocking, polled beside a pidfd of init, so a dead init can't hang us.
+    Whatever the events say, the fifo is drained before deciding: a process
+    that execs and exits at once (``echo hello``) makes the pidfd and the fifo
+    ready together, and its ``0`` must still be read."""
     import select
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -50,29 +53,26 @@ def _read_fifo(path, pid):
         p = select.poll()
         p.register(fd, select.POLLIN | select.POLLHUP)
         p.register(pfd, select.POLLIN)
-        done = False
-        while not done:
-            for f, ev in p.poll():
-                if f == fd:
-                    while True:
-                        try:
-                            b = os.read(fd, 65536)
-                        except BlockingIOError:
-                            break
-                        if not b:
-                            if chunks:
-                                done = True
-                            elif ev & select.POLLHUP:
-                                done = True
-                            break
-                        chunks.append(b)
-                    if ev & select.POLLHUP and not done:
-                        done = True
-                elif f == pfd and not chunks:
-                    # init exited without opening the fifo
-                    done = True
-                elif f == pfd:
-                    p.unregister(pfd)
+        while True:
+            events = p.poll()
+            dead = any(f == pfd for f, _ in events)
+            hup = any(f == fd and ev & select.POLLHUP for f, ev in events)
+            eof = False
+            while True:
+                try:
+                    b = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                if not b:
+                    eof = True  # (also before any writer came: then poll waits)
+                    break
+                chunks.append(b)
+            if dead:
+                # init (or what it exec'd) is gone: everything it wrote is
+                # in the pipe and was just read
+                break
+            if hup or (eof and chunks):
+                break
     finally:
         os.close(fd)
         os.close(pfd)
