@@ -132,7 +132,7 @@ if build == "1":
 if config == "1":
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     spec = {
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2-dev",   # what runc 1.1.5 writes; crun 1.8.1 refuses 1.2.0
         "process": {
             "terminal": False,
             "user": {"uid": 0, "gid": 0},

@@ -25,7 +25,7 @@ DEMO=/var/lib/kago/demo-bundle
 SYSPY=/usr/bin/python3
 TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1")
 APT_PACKAGES=(busybox-static libseccomp2 runc crun tmux python3 python3-venv
-              iproute2 util-linux procps psmisc
+              iproute2 util-linux procps psmisc time strace          # bench: peak RSS, profile
               qemu-system-x86 cpio dbus-daemon python3-dbusmock   # cgroup v2 VM; systemd mock
               podman conmon containerd docker.io)                 # tests/engines
 
