@@ -22,7 +22,9 @@ def preload(proc=None):
     import ctypes  # noqa: F401
     import resource  # noqa: F401
     import stat  # noqa: F401
-    from kago.security import apparmor, capabilities, selinux  # noqa: F401
+    from kago.security import capabilities  # noqa: F401
+    if proc and (proc.get("apparmorProfile") or proc.get("selinuxLabel")):
+        from kago.security import apparmor, selinux  # noqa: F401
     if proc and (proc.get("ioPriority") or proc.get("scheduler")
                  or proc.get("execCPUAffinity")):
         from kago.process import extras  # noqa: F401

@@ -68,7 +68,8 @@ def _setup(ctx, ch):
     fifo = ctx.fifo_fd
     # nothing can be imported from the host after pivot_root: import now
     import select  # noqa: F401
-    import kago.hooks  # noqa: F401
+    if hooks.get("startContainer"):
+        import kago.hooks  # noqa: F401
     from kago.process import attrs
     attrs.preload(proc)
     if linux.get("personality") or linux.get("memoryPolicy"):

@@ -53,7 +53,8 @@ def preload(spec):
     import stat  # noqa: F401
     from kago import sys as ksys
     ksys.libc()
-    import kago.hooks  # noqa: F401
+    if spec.get("hooks"):
+        import kago.hooks  # noqa: F401
     import kago.namespaces  # noqa: F401
     import kago.process.init  # noqa: F401
     import kago.process.intermediate  # noqa: F401
