@@ -83,9 +83,13 @@ run_engines
 # cgroup v2: the tests marked cgroupv2 again, inside ../shared/cgv2's VM (a
 # kernel with only cgroup v2; ~10-25x slower, so one invocation for them all)
 CGV2=${KAGO_CGV2_VM:-$REPO/../shared/cgv2/run-in-v2-vm.sh}
+[ -x "$CGV2" ] || [ -n "${KAGO_CGV2_VM:-}" ] || CGV2=/work/shared/cgv2/run-in-v2-vm.sh
 if [ ! -x "$CGV2" ]; then
     echo "==> cgroupv2-vm: skipped: $CGV2 not found"
     summary+=("cgroupv2-vm: skipped (no VM script)")
+elif [[ "$REPO" == /tmp/* ]]; then
+    echo "==> cgroupv2-vm: skipped: the VM has its own /tmp, so a tree under /tmp ($REPO) is not visible in it"
+    summary+=("cgroupv2-vm: skipped (tree under /tmp)")
 elif ! command -v qemu-system-x86_64 >/dev/null; then
     echo "==> cgroupv2-vm: skipped: qemu-system-x86_64 missing (scripts/setup.sh installs it)"
     summary+=("cgroupv2-vm: skipped (no qemu)")
