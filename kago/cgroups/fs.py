@@ -83,14 +83,19 @@ class FsManager:
 
     def kill_all_and_wait(self, timeout: float = 10.0):
         """SIGKILL every process in the cgroup until it is empty (a frozen
-        cgroup is thawed: SIGKILL is only delivered to running tasks)."""
+        cgroup is thawed: SIGKILL is only delivered to running tasks).  Waits
+        on pidfds of the processes signalled, so it returns as soon as they
+        are gone; a process forked meanwhile is found on the next round."""
         deadline = time.monotonic() + timeout
         thawed = False
+        last = None
         while True:
             pids = self.pids()
             if not pids:
                 return
-            for pid in pids:
+            from kago.pidfd import open_pidfds, wait_fds
+            fds = open_pidfds(pids)
+            for pid in fds.values():
                 try:
                     os.kill(pid, 9)
                 except ProcessLookupError:
@@ -102,10 +107,13 @@ class FsManager:
                         self.thaw()
                 except CgroupError:
                     pass
+            wait_fds(fds, max(0.0, deadline - time.monotonic()))
             if time.monotonic() > deadline:
                 raise CgroupError(f"cgroup {self.path} still has processes {pids}",
                                   self.path)
-            time.sleep(0.002)
+            if last == pids:        # listed again although they exited: don't spin
+                time.sleep(0.002)
+            last = pids
 
     def remove(self, timeout: float = 5.0):
         deadline = time.monotonic() + timeout
@@ -118,7 +126,16 @@ class FsManager:
                     break
                 if time.monotonic() > deadline:
                     raise CgroupError(f"remove cgroup {d}: {os.strerror(err)}", d)
-                time.sleep(0.002)
+                # busy: wait for what is still in it to exit, or a moment
+                fds = {}
+                if err == 16:   # EBUSY
+                    from kago.pidfd import open_pidfds
+                    fds = open_pidfds(self.pids())
+                if fds:
+                    from kago.pidfd import wait_fds
+                    wait_fds(fds, min(0.05, max(0.0, deadline - time.monotonic())))
+                else:
+                    time.sleep(0.002)
 
     # --- freezer (the drivers override) --------------------------------------
     def frozen(self) -> bool:

@@ -20,10 +20,12 @@ def delete(c, force=False):
                 pass
         if status == "paused":
             cg.thaw()
-        cg.kill_all_and_wait()
         if status != "stopped" and pid:
-            from kago.process.main import wait_gone
+            # init first: with a pid namespace its exit takes every other
+            # process of the container with it, so the cgroup is then empty
+            from kago.pidfd import wait_gone
             wait_gone(pid, 10)
+        cg.kill_all_and_wait()
         cg.remove()
         hooks = c.config().get("hooks", {}).get("poststop")
         if hooks:

@@ -155,27 +155,8 @@ def _kill_wait(pid, child):
         except ChildProcessError:
             pass
         return
+    from kago.pidfd import wait_gone
     wait_gone(pid)
-
-
-def wait_gone(pid, timeout=None):
-    """Wait until ``pid`` has exited (works for non-children: a pidfd)."""
-    import select
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        r, _, _ = select.select([fd], [], [], timeout)
-        if r:
-            # reap it if it happens to be our child (run: we are its subreaper)
-            try:
-                os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
-            except (ChildProcessError, OSError):
-                pass
-        return bool(r)
-    finally:
-        os.close(fd)
 
 
 def _write_idmaps(pid, spec):
