@@ -138,3 +138,36 @@ def _pretty(o, out, ind, level):
         out.append(_float(o))
     else:
         raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# --- Go's encoding/json strings (log records, kago.cli.output) --------------
+
+_JSON_ESCAPES = None
+
+
+def json_string(s):
+    """A JSON string exactly as Go 1.19's encoding/json writes it.
+
+    Only ``\\n \\r \\t`` get short escapes, other control characters and the
+    HTML characters ``< > &`` (and U+2028/U+2029) become ``\\u00XX``; other
+    non-ASCII text stays as is; undecodable bytes become ``\\ufffd``.
+    """
+    global _JSON_ESCAPES
+    t = _JSON_ESCAPES
+    if t is None:
+        t = {i: f"\\u{i:04x}" for i in range(0x20)}
+        for c in "<>&\u2028\u2029":
+            t[ord(c)] = f"\\u{ord(c):04x}"
+        t[0x0A] = "\\n"
+        t[0x0D] = "\\r"
+        t[0x09] = "\\t"
+        t[0x22] = '\\"'
+        t[0x5C] = "\\\\"
+        _JSON_ESCAPES = t
+    s = s.translate(t)
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            s = "".join("\\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
+    return '"' + s + '"'

@@ -243,32 +243,8 @@ def go_quote(s):
     return "".join(out)
 
 
-_JSON_ESCAPES = None
-
-
 def json_string(s):
-    """A JSON string exactly as Go 1.19's encoding/json writes it.
-
-    Only ``\\n \\r \\t`` get short escapes, other control characters and the
-    HTML characters ``< > &`` (and U+2028/U+2029) become ``\\u00XX``; other
-    non-ASCII text stays as is; undecodable bytes become ``\\ufffd``.
-    """
-    global _JSON_ESCAPES
-    t = _JSON_ESCAPES
-    if t is None:
-        t = {i: f"\\u{i:04x}" for i in range(0x20)}
-        for c in "<>&\u2028\u2029":
-            t[ord(c)] = f"\\u{ord(c):04x}"
-        t[0x0A] = "\\n"
-        t[0x0D] = "\\r"
-        t[0x09] = "\\t"
-        t[0x22] = '\\"'
-        t[0x5C] = "\\\\"
-        _JSON_ESCAPES = t
-    s = s.translate(t)
-    if not s.isascii():
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            s = "".join("\\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
-    return '"' + s + '"'
+    """A JSON string as Go's encoding/json writes it (:func:`kago._json.json_string`,
+    imported only when a JSON record is written)."""
+    from kago._json import json_string as js
+    return js(s)

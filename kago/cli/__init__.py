@@ -111,16 +111,23 @@ def fatal(msg):
 
 def _before(inv):
     """runc's ``Before``: --root made absolute, logging configured.  0 or 1."""
-    from kago import log
     g = inv.globals
-    log.configure(None, "text", g["debug"])
     if "root" in inv.explicit:
         import os
         root = os.path.abspath(g["root"])
         if root == "/":
+            from kago import log
+            log.configure(None, "text", g["debug"])
             log.error("Option --root argument should not be set to /")
             return 1
         g["root"] = root
+    if not g["log"] and not g["debug"] and g["log_format"] in ("text", "") \
+            and "kago.log" not in sys.modules:
+        # kago.log's defaults (text on stderr, info) and no earlier run() in
+        # this process configured it: nothing imported until a record is written
+        return 0
+    from kago import log
+    log.configure(None, "text", g["debug"])
     try:
         log.configure(g["log"] or None, g["log_format"], g["debug"])
     except ValueError as e:

@@ -32,8 +32,6 @@ nothing: ``kago state`` pays for this file and nothing else of the CLI.
 :class:`UsageError`) without executing anything.
 """
 
-from kago.log import go_quote
-
 PROG = "kago"
 
 # flag kinds
@@ -438,6 +436,12 @@ def _set(vals, spec, name, value):
 
 class _Fail(Exception):
     pass
+
+
+def go_quote(s):
+    """Go's %q, for error messages only (kago.log is not imported otherwise)."""
+    from kago.log import go_quote as q
+    return q(s)
 
 
 def _go_parse(args, idx, vals, explicit=None):

@@ -6,7 +6,7 @@ runc's tabwriter table; the stdlib ``json`` module differs (``<`` is escaped
 by Go, ``\\b`` is not, non-ASCII is kept) and costs ``re`` to import.
 """
 
-from kago.log import json_string
+from kago._json import json_string
 
 
 def dumps(value, indent=None):
