@@ -7,7 +7,6 @@ only when called, so ``kago state`` loads almost nothing.
 import os
 
 from kago.container import state as _st
-from kago.errors import ContainerNotFound
 
 
 class Container:
@@ -30,9 +29,8 @@ class Container:
         _st.validate_id(id)
         try:
             data = _st.read_json(os.path.join(root, id, _st.STATE))
-        except (FileNotFoundError, NotADirectoryError):
-            raise ContainerNotFound(id) from None
-        except ValueError:
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            from kago.errors import ContainerNotFound   # (not imported on success)
             raise ContainerNotFound(id) from None
         return cls(root, id, data)
 

@@ -2,8 +2,6 @@
 
 import os
 
-from kago.errors import KagoError
-
 
 def kill(c, signal="SIGTERM", all=False):
     from kago.signals import parse_signal
@@ -16,10 +14,12 @@ def kill(c, signal="SIGTERM", all=False):
         return
     status = c.status
     if status == "stopped":
+        from kago.errors import KagoError
         raise KagoError("container not running")
     try:
         os.kill(c._data["pid"], sig)
     except ProcessLookupError:
+        from kago.errors import KagoError
         raise KagoError("container not running") from None
     if sig == 9 and status == "paused":  # as runc: thaw so SIGKILL lands
         c._cgroup().thaw()

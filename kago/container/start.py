@@ -4,13 +4,13 @@ from kago import _json as json
 import os
 
 from kago.container import state as _st
-from kago.errors import InvalidState, KagoError, from_wire
 
 
 def start(c):
     with _st.Lock(c.state_dir):
         status = c.status
         if status != "created":
+            from kago.errors import InvalidState
             raise InvalidState(c.id, status, "created")
         fifo = os.path.join(c.state_dir, _st.FIFO)
         data = _read_fifo(fifo, c._data["pid"])
@@ -19,6 +19,7 @@ def start(c):
         except FileNotFoundError:
             pass
     if data != b"0":
+        from kago.errors import KagoError, from_wire
         body = data[1:] if data.startswith(b"0") else data
         try:
             raise from_wire(json.loads(body))
@@ -26,6 +27,7 @@ def start(c):
             raise KagoError(f"container {c.id}: init exited before exec") from None
     hooks = c.config().get("hooks", {}).get("poststart")
     if hooks:
+        from kago.errors import KagoError
         from kago.hooks import run_hooks
         try:
             run_hooks("poststart", hooks, c.oci_state("running"))

@@ -21,8 +21,8 @@ _ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 
 
 def validate_id(cid: str):
-    from kago.errors import InvalidArgument
     if not cid or cid in (".", "..") or not set(cid) <= _ID_OK or len(cid) > 1024:
+        from kago.errors import InvalidArgument
         raise InvalidArgument(f"invalid id format: {cid}")
 
 
@@ -87,18 +87,20 @@ class Lock:
         """Lock; :class:`ContainerNotFound` if the directory is gone, or went
         while we waited (another verb deleted the container)."""
         import fcntl
-        from kago.errors import ContainerNotFound
-        cid = os.path.basename(self.state_dir.rstrip("/"))
         try:
             self.fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
-            raise ContainerNotFound(cid) from None
+            raise self._not_found() from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         if os.fstat(self.fd).st_nlink == 0:
             os.close(self.fd)
             self.fd = -1
-            raise ContainerNotFound(cid)
+            raise self._not_found()
         return self
+
+    def _not_found(self):
+        from kago.errors import ContainerNotFound
+        return ContainerNotFound(os.path.basename(self.state_dir.rstrip("/")))
 
     def __exit__(self, *exc):
         os.close(self.fd)

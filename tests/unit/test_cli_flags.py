@@ -834,6 +834,58 @@ def test_state_path_imports(tmp_path):
         assert heavy not in loaded, heavy
 
 
+# what each hot verb may load beyond its own module (no kago.log, no kago.errors
+# unless it touches a cgroup driver, nothing of the fork chain, no freezer unless
+# paused); the verbs run for real against a state dir whose "init" is a sleep
+HOT_NEVER = ("kago.log", "kago.process", "kago.process.main", "kago.cgroups.freezer",
+             "kago.cli.helptext", "kago.spec", "kago.hooks", "ctypes", "json", "re",
+             "signal", "subprocess", "shutil", "enum")
+
+
+@pytest.mark.parametrize("argv,also_never", [
+    (["state", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd")),
+    (["start", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd")),
+    (["kill", "c1", "KILL"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd")),
+    (["delete", "--force", "c1"], ()),
+])
+def test_hot_verbs_import_set(tmp_path, argv, also_never):
+    fifo = tmp_path / "c1" / "exec.fifo"
+    (tmp_path / "c1").mkdir()
+    if argv[0] == "start":      # a created container: "init" writes 0 and execs
+        os.mkfifo(fifo)
+        sleeper = subprocess.Popen(["sh", "-c", f"printf 0 > {fifo}; exec sleep 30"])
+    else:
+        sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        with open(f"/proc/{sleeper.pid}/stat", "rb") as f:
+            start_time = int(f.read().rsplit(b")", 1)[1].split()[19])
+        sd = tmp_path / "c1"
+        (sd / "state.json").write_text(json.dumps({
+            "ociVersion": "1.2.0", "id": "c1", "pid": sleeper.pid, "start_time": start_time,
+            "status": "created", "bundle": str(tmp_path), "rootfs": str(tmp_path),
+            "created": "2026-11-28T00:00:00Z", "owner": "", "cgroup_dirs": {}}))
+        (sd / "kago.json").write_text(json.dumps({
+            "hooks": {}, "cgroup": {"driver": "v1", "path": "/c1", "dirs": {}},
+            "systemd": False, "namespaces": [], "process": {}}))
+        code = ("import sys\n"
+                f"sys.path.insert(0, {str(REPO)!r})\n"
+                "from kago.cli import run\n"
+                f"rc = run(['--root', {str(tmp_path)!r}] + {argv!r})\n"
+                "print('\\nRC', rc, ' '.join(sorted(sys.modules)))\n")
+        res = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL)
+        assert res.returncode == 0, res.stderr
+        rc, _, mods = res.stdout.rpartition("\nRC ")[2].partition(" ")
+        assert rc == "0", res.stdout + res.stderr
+        if argv[0] == "state":
+            assert '"status": "running"' in res.stdout, res.stdout
+        loaded = set(mods.split())
+        assert not loaded & set(HOT_NEVER + also_never), sorted(loaded & set(HOT_NEVER + also_never))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 # =========================================================================
 # byte for byte the same as runc (when runc is installed)
 # =========================================================================
