@@ -18,13 +18,13 @@ entry); it is persisted in kago.json (``to_json``) and state.json
 (``cgroup_dirs``), and :func:`load` rebuilds the manager from it.
 
 This module is imported by the hot verbs (``state``, ``kill``, ``delete``): it
-imports nothing but ``os``; the drivers import little more, and the stats,
+imports nothing but ``posix`` (:mod:`kago._os`); the drivers import little more, and the stats,
 device-filter and D-Bus code load only when used.
 
 Freezer, stats and devices: :mod:`.freezer`, :mod:`.stats`, :mod:`.devices`.
 """
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

@@ -4,8 +4,7 @@ Verbs live one per module (start.py, kill.py, delete.py, ...) and are imported
 only when called, so ``kago state`` loads almost nothing.
 """
 
-import os
-
+from kago import _os as os   # not os: see kago/_os.py
 from kago.container import state as _st
 
 

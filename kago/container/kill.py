@@ -1,6 +1,6 @@
 """kill: a signal to init, or with ``all`` to every process in the cgroup."""
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 
 def kill(c, signal="SIGTERM", all=False):

@@ -1,7 +1,7 @@
 """start: release init through exec.fifo, then run poststart hooks."""
 
 from kago import _json as json
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 from kago.container import state as _st
 

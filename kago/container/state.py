@@ -10,7 +10,7 @@ on one id with flock(2) on the state directory.
 """
 
 from kago import _json as json
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 DEFAULT_ROOT = "/run/kago"
 STATE = "state.json"

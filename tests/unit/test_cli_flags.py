@@ -835,17 +835,18 @@ def test_state_path_imports(tmp_path):
 
 
 # what each hot verb may load beyond its own module (no kago.log, no kago.errors
-# unless it touches a cgroup driver, nothing of the fork chain, no freezer unless
-# paused); the verbs run for real against a state dir whose "init" is a sleep
+# and no os (kago._os) unless it touches a cgroup driver, nothing of the fork
+# chain, no freezer unless paused); the verbs run for real against a state dir
+# whose "init" is a sleep
 HOT_NEVER = ("kago.log", "kago.process", "kago.process.main", "kago.cgroups.freezer",
              "kago.cli.helptext", "kago.spec", "kago.hooks", "ctypes", "json", "re",
              "signal", "subprocess", "shutil", "enum")
 
 
 @pytest.mark.parametrize("argv,also_never", [
-    (["state", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd")),
-    (["start", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd")),
-    (["kill", "c1", "KILL"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd")),
+    (["state", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd", "os")),
+    (["start", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd", "os")),
+    (["kill", "c1", "KILL"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd", "os")),
     (["delete", "--force", "c1"], ()),
 ])
 def test_hot_verbs_import_set(tmp_path, argv, also_never):
