@@ -4,7 +4,8 @@ Under ``-IS`` nothing imports ``os`` at start-up, and ``import os`` costs
 1.2-1.7 ms here (os, _collections_abc, posixpath, genericpath, stat: a tenth
 of a whole ``kago state``).  The modules on the hot path (``state``,
 ``start``, ``kill``: container.container, container.state, container.start,
-container.kill, kago.cgroups, kago.cli) use this instead::
+container.kill, container.delete, kago.cgroups and its fs/v1/v2/freezer
+modules, kago.pidfd, kago.cli) use this instead::
 
     from kago import _os as os
 
@@ -28,7 +29,8 @@ del environ  # noqa: F821  bytes keys: use os.environ
 
 
 class path:
-    """posixpath's join, exists, isdir, basename, dirname, abspath (str paths)."""
+    """posixpath's join, exists, isdir, basename, dirname, normpath, abspath
+    (str paths); relpath imports posixpath."""
 
     @staticmethod
     def join(a, *p):
@@ -71,6 +73,15 @@ class path:
         if head and head != "/" * len(head):
             head = head.rstrip("/")
         return head
+
+    @staticmethod
+    def normpath(p):
+        return _path_normpath(fspath(p)) or "."
+
+    @staticmethod
+    def relpath(p, start=None):
+        import posixpath             # imports os: not on a hot path
+        return posixpath.relpath(p, start)
 
     @staticmethod
     def abspath(p):

@@ -6,7 +6,7 @@ exactly when they are gone instead of sleeping and looking again.  Small on
 purpose: ``delete`` imports it (and nothing of the fork chain).
 """
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 import select
 import time
 

@@ -7,7 +7,7 @@ FREEZING while a task sits in an uninterruptible sleep, so the write is
 repeated (as runc does) and after a while the freeze is undone and reported.
 """
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 import select
 import time
 

@@ -2,7 +2,7 @@
 listing, signalling and removing, and the one place cgroup files are written
 (errors name the resource and the file)."""
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 import time
 
 from kago.errors import CgroupError

@@ -23,7 +23,7 @@ unified           an error: needs cgroup v2
 A class whose controller is not mounted here is an error only if requested.
 """
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 from kago.cgroups import _hierarchies
 from kago.cgroups.fs import FsManager, read, read_int, unsupported, write

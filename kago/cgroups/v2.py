@@ -23,7 +23,7 @@ network           v1-only (net_cls/net_prio): an error if requested
 ================  ==========================================================
 """
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 from kago.cgroups import CGROUP_ROOT
 from kago.cgroups.fs import FsManager, read, read_int, unsupported, write

@@ -1,6 +1,6 @@
 """delete: kill what is left, remove the cgroup and the state, run poststop."""
 
-import os
+from kago import _os as os   # not os: see kago/_os.py
 
 from kago.container import state as _st
 from kago.errors import KagoError

@@ -348,7 +348,8 @@ def test_v2_enables_controllers_in_ancestors(tmp_path):
         with open(os.path.join(p, "cgroup.subtree_control"), "w") as f:
             f.write("\n")
     import unittest.mock
-    with unittest.mock.patch("os.mkdir", mkdir):
+    from kago.cgroups import fs
+    with unittest.mock.patch.object(fs.os, "mkdir", mkdir):   # kago._os
         m.create()
     assert (root / "cgroup.subtree_control").read_text() == "+cpu +pids"
     assert (root / "kago" / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"

@@ -835,7 +835,7 @@ def test_state_path_imports(tmp_path):
 
 
 # what each hot verb may load beyond its own module (no kago.log, no kago.errors
-# and no os (kago._os) unless it touches a cgroup driver, nothing of the fork
+# unless it touches a cgroup driver, no os (kago._os), nothing of the fork
 # chain, no freezer unless paused); the verbs run for real against a state dir
 # whose "init" is a sleep
 HOT_NEVER = ("kago.log", "kago.process", "kago.process.main", "kago.cgroups.freezer",
@@ -847,7 +847,7 @@ HOT_NEVER = ("kago.log", "kago.process", "kago.process.main", "kago.cgroups.free
     (["state", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd", "os")),
     (["start", "c1"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd", "os")),
     (["kill", "c1", "KILL"], ("kago.errors", "kago.cgroups.v1", "kago.pidfd", "os")),
-    (["delete", "--force", "c1"], ()),
+    (["delete", "--force", "c1"], ("os",)),
 ])
 def test_hot_verbs_import_set(tmp_path, argv, also_never):
     fifo = tmp_path / "c1" / "exec.fifo"
