@@ -163,13 +163,18 @@ def version() -> str:
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
-def _arg_array(conds):
-    import ctypes
+_ArgCmp = None
 
-    class ArgCmp(ctypes.Structure):
-        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                    ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
-    arr = (ArgCmp * len(conds))()
+
+def _arg_array(conds):
+    global _ArgCmp
+    import ctypes
+    if _ArgCmp is None:
+        class ArgCmp(ctypes.Structure):
+            _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                        ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+        _ArgCmp = ArgCmp
+    arr = (_ArgCmp * len(conds))()
     for k, (idx, op, a, b) in enumerate(conds):
         arr[k].arg, arr[k].op, arr[k].datum_a, arr[k].datum_b = idx, op, a, b
     return arr
