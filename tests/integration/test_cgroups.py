@@ -370,12 +370,13 @@ def test_events_interval_stream(bundle, run_kago, cid, kago_bin, state_root):
         p.wait()
 
 
-def test_events_errors(bundle, run_kago, cid):
+def test_events_errors(bundle, run_kago, cid, wait_until):
     run_kago("create", "-b", bundle(["true"]), cid)
     r = run_kago("events", "--interval", "0s", cid, check=False)
     assert r.returncode != 0 and "duration interval must be greater than 0" in r.stderr
     run_kago("kill", cid, "KILL")
-    time.sleep(0.2)
+    wait_until(lambda: json.loads(run_kago("state", cid).stdout)["status"] == "stopped",
+               timeout=10 * SLOW, what="the killed container to stop")
     r = run_kago("events", "--stats", cid, check=False)
     assert r.returncode != 0 and f"container with id {cid} is not running" in r.stderr
 
@@ -436,10 +437,11 @@ def test_update_takes_effect(bundle, run_kago, cid, state_root, tmp_path, wait_u
     assert len(manager(state_root, cid).pids()) == 5
 
 
-def test_update_stopped_container(bundle, run_kago, cid):
+def test_update_stopped_container(bundle, run_kago, cid, wait_until):
     run_kago("create", "-b", bundle(["true"]), cid)
     run_kago("kill", cid, "KILL")
-    time.sleep(0.2)
+    wait_until(lambda: json.loads(run_kago("state", cid).stdout)["status"] == "stopped",
+               timeout=10 * SLOW, what="the killed container to stop")
     r = run_kago("update", "--pids-limit", "5", cid, check=False)
     assert r.returncode != 0 and "container not running" in r.stderr
 
@@ -520,15 +522,14 @@ def test_hugetlb_limit(bundle, run_kago, cid, state_root):
     assert "2MB" in _lib(state_root, cid).stats()["hugetlb"]
 
 
-def test_delete_kills_a_fork_loop(bundle, run_kago, cid, state_root, assert_clean):
+def test_delete_kills_a_fork_loop(bundle, run_kago, cid, state_root, assert_clean, wait_until):
     """Processes that keep forking can't escape delete (v1: frozen first; v2: cgroup.kill)."""
     b = bundle("(while :; do sleep 100 & sleep 0.01; done) & "
                "(while :; do sleep 100 & sleep 0.01; done) & "
                "while :; do sleep 100 & sleep 0.01; done")
     run_kago("run", "-d", "-b", b, cid)
-    time.sleep(0.5 * SLOW)
     m = manager(state_root, cid)
-    assert len(m.pids()) > 5
+    wait_until(lambda: len(m.pids()) > 5, timeout=10 * SLOW, what="the fork loops to fork")
     run_kago("delete", "--force", cid, timeout=60 * SLOW)
     assert not m.exists()
     assert_clean()
