@@ -64,8 +64,16 @@ def test_apparmor_not_enabled_is_a_clear_error(fake):
 
 
 def test_apparmor_empty_profile_is_nothing(fake):
-    apparmor.apply_profile("")
+    sys_root, proc_root = fake
+    apparmor.apply_profile("")          # AppArmor off: no profile asked for, so no error
     apparmor.apply_profile(None)
+    _write(sys_root / "module/apparmor/parameters/enabled", "Y")
+    apparmor.enabled(refresh=True)
+    target = proc_root / "thread-self/attr/apparmor/exec"
+    target.write_text("")
+    apparmor.apply_profile("")          # AppArmor on: still nothing written
+    apparmor.apply_profile(None)
+    assert target.read_text() == ""
 
 
 def test_apparmor_real_host_is_off():
