@@ -319,6 +319,8 @@ def _mounts(mounts):
             v = _opt(m, k)
             if v is not None:
                 _idmaps(v, f"{p}.{k}")
+                if v:   # an idmapped mount: never mount it unmapped
+                    raise SpecError(f"{p}.{k}", "idmapped mounts are not supported yet")
 
 
 def _hooks(hooks):

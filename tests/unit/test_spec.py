@@ -259,6 +259,8 @@ BAD = [
     ("mounts.3.options", ["ro", 1], "mounts[3].options[1]", "expected string, got integer"),
     ("mounts.0.type", 1, "mounts[0].type", "expected string, got integer"),
     ("mounts.0.source", False, "mounts[0].source", "expected string, got boolean"),
+    ("mounts.2.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}],
+     "mounts[2].uidMappings", "idmapped mounts are not supported yet"),
     ("hooks", [], "hooks", "expected object, got array"),
     ("hooks.prestart", {}, "hooks.prestart", "expected array, got object"),
     ("hooks.prestart.0.path", DELETE, "hooks.prestart[0].path", "is required"),
