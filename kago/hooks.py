@@ -49,31 +49,47 @@ def run_one(kind: str, hook: dict, data: bytes):
         os._exit(127)
     os.close(r)
     os.close(ew)
+    import time
+    deadline = time.monotonic() + timeout if timeout else None
+    pfd = -1
     try:
-        try:
-            os.write(w, data)
-        except BrokenPipeError:
-            pass
-        os.close(w)
-        w = -1
-        err = os.read(er, 64)
+        err = os.read(er, 64)       # EOF: the hook exec'd (er is close-on-exec)
         if err:
             os.waitpid(pid, 0)
             raise HookError(kind, path, f"exec failed: {os.strerror(int(err))}")
-        if timeout:
-            pfd = os.pidfd_open(pid)
+        pfd = os.pidfd_open(pid)
+        # the state goes in without blocking, so a hook that never reads a
+        # state bigger than the pipe can't make the timeout miss
+        os.set_blocking(w, False)
+        view = memoryview(data)
+        while view:
             try:
-                ready, _, _ = select.select([pfd], [], [], timeout)
-            finally:
-                os.close(pfd)
-            if not ready:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                raise HookError(kind, path, f"timed out after {timeout}s")
+                view = view[os.write(w, view):]
+                continue
+            except BlockingIOError:
+                pass
+            except BrokenPipeError:
+                break
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready_r, ready_w, _ = select.select([pfd], [w], [], left)
+            if pfd in ready_r:
+                break               # it exited without reading it all
+            if not ready_r and not ready_w:
+                break               # timed out: handled below
+        os.close(w)
+        w = -1
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([pfd], [], [], left)
+        if not ready:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise HookError(kind, path, f"timed out after {timeout}s")
         _, status = os.waitpid(pid, 0)
     finally:
         if w >= 0:
             os.close(w)
+        if pfd >= 0:
+            os.close(pfd)
         os.close(er)
     if os.WIFSIGNALED(status):
         raise HookError(kind, path, f"killed by signal {os.WTERMSIG(status)}")

@@ -180,6 +180,22 @@ def test_hook_timeout(hooked, run_kago, cid, assert_clean, tmp_path):
                 pass
 
 
+def test_hook_timeout_with_a_state_bigger_than_the_pipe(hooked, run_kago, cid, assert_clean):
+    """A hook that never reads its stdin, given a state larger than a pipe's
+    buffer (big annotations), still times out instead of blocking kago."""
+    import time
+    b = hooked(["true"], kinds=("prestart",), scripts={"prestart": "exec sleep 30"},
+               timeouts={"prestart": 1},
+               annotations={f"big.{i}": "x" * 1000 for i in range(200)})
+    t0 = time.monotonic()
+    r = run_kago("create", "--bundle", b, cid, check=False, timeout=25)
+    took = time.monotonic() - t0
+    assert r.returncode != 0
+    assert "prestart" in r.stderr and "timed out after 1s" in r.stderr, r.stderr
+    assert took < 10, f"create took {took:.1f}s with a 1s hook timeout"
+    assert_clean()
+
+
 def test_hook_within_timeout_succeeds(hooked, run_kago, cid):
     b = hooked(["true"], kinds=("prestart",),
                scripts={"prestart": f"cat > /dev/null; sleep 0.2; echo ok >> {hooked.log}"},
