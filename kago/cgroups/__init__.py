@@ -53,8 +53,11 @@ class Manager:
         return load(d)
 
 
+DEFAULT_PARENT = "/kago"
+
+
 def default_path(container_id: str) -> str:
-    return f"/kago/{container_id}"
+    return f"{DEFAULT_PARENT}/{container_id}"
 
 
 def _hierarchies(mountinfo="/proc/self/mountinfo"):

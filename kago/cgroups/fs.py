@@ -136,6 +136,16 @@ class FsManager:
                     wait_fds(fds, min(0.05, max(0.0, deadline - time.monotonic())))
                 else:
                     time.sleep(0.002)
+        self._remove_default_parent()
+
+    def _remove_default_parent(self):
+        """The default path is /kago/<id>: take the shared ``kago`` parent away
+        too once the last container in it is gone (EBUSY/ENOTEMPTY: not yet)."""
+        from kago.cgroups import DEFAULT_PARENT
+        if os.path.dirname(self.path) != DEFAULT_PARENT:
+            return
+        for d in self.dirs.values():
+            _rmdir(os.path.dirname(d))
 
     # --- freezer (the drivers override) --------------------------------------
     def frozen(self) -> bool:
@@ -146,7 +156,18 @@ class FsManager:
 
 
 def _makedirs(d) -> list:
-    """mkdir -p; returns the directories made, outermost first."""
+    """mkdir -p; returns the directories made, outermost first.  Retried when
+    a concurrent delete removes an (empty) parent between two mkdirs."""
+    for attempt in range(3):
+        try:
+            return _makedirs_once(d)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    return []
+
+
+def _makedirs_once(d) -> list:
     made = []
     missing = []
     cur = d

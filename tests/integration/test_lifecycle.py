@@ -407,3 +407,23 @@ def test_reused_pid_is_not_the_container(run_kago, bundle, cid, state_root, asse
     run_kago("delete", cid)           # stopped: no --force needed; its cgroup is emptied
     assert not (state_root / cid).exists()
     assert_clean()
+
+
+def test_default_cgroup_parent_goes_with_the_last_container(run_kago, bundle, make_cid):
+    """Without linux.cgroupsPath the cgroup is /kago/<id> in every hierarchy;
+    the shared ``kago`` parent is removed once its last container is deleted,
+    and kept while another one still lives in it."""
+    parent = "/sys/fs/cgroup/pids/kago"
+    if os.path.isdir(parent) and any(e.is_dir() for e in os.scandir(parent)):
+        pytest.skip("other kago containers already live under /kago on this host")
+    b = bundle(["sleep", "100"], edit=lambda c: c["linux"].pop("cgroupsPath", None))
+    one, two = make_cid(), make_cid()
+    run_kago("run", "-d", "--bundle", b, one)
+    run_kago("run", "-d", "--bundle", b, two)
+    assert os.path.isdir(f"{parent}/{one}") and os.path.isdir(f"{parent}/{two}")
+    run_kago("delete", "--force", one)
+    assert not os.path.exists(f"{parent}/{one}")
+    assert os.path.isdir(f"{parent}/{two}")         # the parent stays for `two`
+    run_kago("delete", "--force", two)
+    for h in os.listdir("/sys/fs/cgroup"):
+        assert not os.path.exists(f"/sys/fs/cgroup/{h}/kago"), h
