@@ -84,10 +84,14 @@ class Container:
     @property
     def status(self) -> str:
         """creating, created, running, paused or stopped - read afresh each time."""
+        if self._data.get("status") == "creating":
+            # state.json is written before the fork chain: "creating" while
+            # the kago that is creating it lives, "stopped" if it was killed
+            who = self._data.get("creator") or (0, 0)
+            st = _st.proc_start_time(who[0]) if who[0] > 0 else None
+            return "creating" if st and st[1] == who[1] and st[0] != "Z" else "stopped"
         if not self._alive():
             return "stopped"
-        if self._data.get("status") == "creating":
-            return "creating"
         if self._frozen():
             return "paused"
         if os.path.exists(os.path.join(self.state_dir, _st.FIFO)):

@@ -80,18 +80,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         if not detach:
             from kago import sys as ksys
             ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
-        from kago.hooks import run_hooks
-        try:
-            pid = spawn(ctx, run_hooks)
-        finally:
-            if terminal:
-                con.close()
-        st = _st.proc_start_time(pid)
-        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
-                "pid": pid, "start_time": st[1] if st else -1, "status": "created",
-                "bundle": bundle, "rootfs": rootfs, "created": created, "owner": "",
-                "annotations": spec.get("annotations") or {},
-                "cgroup_dirs": cg.dirs}
         cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
                          if k in ("poststart", "poststop") and v},
                "cgroup": cg.to_json(), "systemd": systemd_cgroup,
@@ -100,6 +88,25 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         if linux.get("seccomp") is not None:  # exec'd processes get it too
             cfg["seccomp"] = linux["seccomp"]
         _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
+        me = _st.proc_start_time(os.getpid())
+        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
+                "pid": 0, "start_time": -1, "status": "creating",
+                "creator": [os.getpid(), me[1] if me else -1],
+                "bundle": bundle, "rootfs": rootfs, "created": created, "owner": "",
+                "annotations": spec.get("annotations") or {},
+                "cgroup_dirs": cg.dirs}
+        # written before the fork chain: if this process is killed, `kago
+        # delete ID` still finds the cgroup (and whatever init left in it)
+        _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        from kago.hooks import run_hooks
+        try:
+            pid = spawn(ctx, run_hooks)
+        finally:
+            if terminal:
+                con.close()
+        st = _st.proc_start_time(pid)
+        data = dict(data, pid=pid, start_time=st[1] if st else -1, status="created")
+        del data["creator"]
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
         if pid_file:
             _st.write_text_atomic(os.path.abspath(pid_file), str(pid))

@@ -223,3 +223,29 @@ def test_run_failed_start_cleans_up(run_kago, bundle, cid, state_root, tmp_path,
     assert msg == "kago run failed: startContainer hook /bin/false: exit status 1"
     no_state(state_root)
     assert_clean()
+
+
+def test_killed_create_is_cleaned_by_delete(run_kago, kago_bin, bundle, cid, state_root,
+                                            tmp_path, assert_clean, wait_until):
+    """A `kago create` killed with SIGKILL half way (here: while a createRuntime
+    hook runs, init already in the cgroup) leaves a state dir that says
+    `stopped`; `kago delete ID` then removes all of it: state, cgroup, init."""
+    import signal
+    import subprocess
+    started = tmp_path / "hook-started"
+    hook = tmp_path / "slow.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 5\n")
+    hook.chmod(0o755)
+    b = bundle(["true"], edit=lambda c: c.update(
+        hooks={"createRuntime": [{"path": str(hook), "timeout": 20}]}))
+    p = subprocess.Popen([kago_bin, "--root", str(state_root), "create", "--bundle", str(b),
+                          cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait_until(started.exists, what="the createRuntime hook to start")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    st = json.loads(run_kago("state", cid).stdout)
+    assert st["status"] == "stopped" and st["pid"] == 0, st
+    run_kago("delete", cid)
+    assert os.listdir(state_root) == []
+    assert_clean()
