@@ -20,6 +20,7 @@ import pytest
 
 from kago.security import capabilities, exe
 
+from tests.integration.helpers import state_pid
 
 
 def _host_caps():
@@ -35,10 +36,6 @@ ROOT_ALL_CAPS = {"capabilities": {s: ALL_CAPS for s in ("bounding", "effective",
                                                          "permitted", "inheritable")}}
 RW = {"root": {"readonly": False}}
 SITE = "/opt/kago/venv/lib/python3.11/site-packages"
-
-
-def state_pid(run_kago, cid):
-    return json.loads(run_kago("state", cid).stdout)["pid"]
 
 
 def kago_python():

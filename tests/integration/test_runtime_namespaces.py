@@ -11,6 +11,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.integration.helpers import lines_with, one, state_pid, wait_file
+
 NS_PROC = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
            "mount": "mnt", "cgroup": "cgroup", "user": "user", "time": "time"}
 
@@ -27,36 +29,10 @@ def parse_ns(out: str) -> dict:
     return dict(line[3:].split("=", 1) for line in out.splitlines() if line.startswith("ns:"))
 
 
-def lines_with(out: str, prefix: str) -> list[str]:
-    return [line[len(prefix):] for line in out.splitlines() if line.startswith(prefix)]
-
-
-def one(out: str, prefix: str) -> str:
-    found = lines_with(out, prefix)
-    assert len(found) == 1, f"expected one {prefix!r} line in:\n{out}"
-    return found[0]
-
-
 def namespaces(*types, **paths) -> list[dict]:
     out = [{"type": t} for t in types]
     out += [{"type": t, "path": p} for t, p in paths.items()]
     return out
-
-
-def state_pid(run_kago, cid) -> int:
-    return json.loads(run_kago("state", cid).stdout)["pid"]
-
-
-def wait_file(wait_until, path, text):
-    """Wait until the file at ``path`` contains ``text``; return its content."""
-    def ready():
-        try:
-            with open(path) as f:
-                data = f.read()
-        except FileNotFoundError:
-            return None
-        return data if text in data else None
-    return wait_until(ready, what=f"{text!r} in {path}")
 
 
 # ---------------------------------------------------------------------------

@@ -11,29 +11,7 @@ from pathlib import Path
 
 import pytest
 
-
-def lines_with(out: str, prefix: str) -> list[str]:
-    return [line[len(prefix):] for line in out.splitlines() if line.startswith(prefix)]
-
-
-def one(out: str, prefix: str) -> str:
-    found = lines_with(out, prefix)
-    assert len(found) == 1, f"expected one {prefix!r} line in:\n{out}"
-    return found[0]
-
-
-def state_pid(run_kago, cid) -> int:
-    return json.loads(run_kago("state", cid).stdout)["pid"]
-
-
-def wait_file(wait_until, path, text):
-    def ready():
-        try:
-            data = Path(path).read_text()
-        except FileNotFoundError:
-            return None
-        return data if text in data else None
-    return wait_until(ready, what=f"{text!r} in {path}")
+from tests.integration.helpers import lines_with, one, state_pid, wait_file
 
 
 def status_field(pid, name) -> str:

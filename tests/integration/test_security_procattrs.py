@@ -12,10 +12,7 @@ import pytest
 
 from kago import Container
 from kago.container.exec import exec_process
-
-
-def state_pid(run_kago, cid):
-    return json.loads(run_kago("state", cid).stdout)["pid"]
+from tests.integration.helpers import state_pid
 
 
 def created(bundle, run_kago, cid, **over):
