@@ -25,8 +25,6 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         raise KagoError(f"cannot exec in a stopped container {c.id}")
     if status == "paused" and not ignore_paused:
         raise KagoError("cannot exec in a paused container (use --ignore-paused to override)")
-    if status == "created" and False:
-        pass
     terminal = bool(process.get("terminal"))
     if terminal and not console_socket and detach:
         raise KagoError("cannot allocate tty if kago will detach without setting "
