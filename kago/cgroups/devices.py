@@ -140,7 +140,7 @@ _NR_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351,
 
 
 def _bpf(cmd, attr: bytes, what):
-    import ctypes
+    from kago import _ffi as ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     nr = _NR_BPF.get(os.uname().machine)
     if nr is None:
@@ -156,7 +156,7 @@ def _bpf(cmd, attr: bytes, what):
 
 def v2_apply(d, rules):
     """Load the filter for ``rules`` and attach it to cgroup ``d``."""
-    import ctypes
+    from kago import _ffi as ctypes
     prog = v2_program(rules)
     insns = ctypes.create_string_buffer(prog, len(prog))
     lic = ctypes.create_string_buffer(b"Apache\0")

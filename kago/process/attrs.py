@@ -12,7 +12,7 @@ from kago.spec import RLIMITS  # the one table: validation and setrlimit
 def preload(proc=None):
     """Import what apply() needs while the host's filesystem is still visible
     (and, given ``proc``, look at the host's LSMs while /sys is the host's)."""
-    import ctypes  # noqa: F401
+    from kago import _ffi as ctypes  # noqa: F401
     import resource  # noqa: F401
     import stat  # noqa: F401
     from kago.security import capabilities  # noqa: F401

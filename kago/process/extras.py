@@ -48,7 +48,7 @@ _NR = {  # x86_64, aarch64
 
 
 def _syscall(name, *args):
-    import ctypes
+    from kago import _ffi as ctypes
     from kago import sys as ksys
     nr = _NR[name][1 if os.uname().machine in ("aarch64", "arm64") else 0]
     if ksys.libc().syscall(nr, *args) < 0:
@@ -92,7 +92,7 @@ def io_priority(prio: dict, where="process.ioPriority"):
 
 
 def scheduler(s: dict, where="process.scheduler"):
-    import ctypes
+    from kago import _ffi as ctypes
     policy = SCHED_POLICIES.get(s.get("policy"))
     if policy is None:
         raise SpecError(where + ".policy", f"unknown scheduler policy {s.get('policy')!r}")
@@ -151,7 +151,7 @@ def personality(p: dict, where="linux.personality"):
 
 
 def memory_policy(mp: dict, where="linux.memoryPolicy"):
-    import ctypes
+    from kago import _ffi as ctypes
     mode = MPOL_MODES.get(mp.get("mode"))
     if mode is None:
         raise SpecError(where + ".mode", f"unknown memory policy mode {mp.get('mode')!r}")

@@ -72,7 +72,7 @@ def keep_caps(on: bool):
 
 
 def capset(effective: int, permitted: int, inheritable: int):
-    import ctypes
+    from kago import _ffi as ctypes
 
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -112,5 +112,5 @@ def apply(caps: Caps):
 
 
 def _ensure_ctypes():
-    import ctypes  # noqa: F401  (imported before pivot_root)
+    from kago import _ffi as ctypes  # noqa: F401  (imported before pivot_root)
     os.getpid()

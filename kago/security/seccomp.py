@@ -116,7 +116,7 @@ def lib():
     """libseccomp through ctypes, loaded once, with prototypes set."""
     global _lib
     if _lib is None:
-        import ctypes
+        from kago import _ffi as ctypes
         c = ctypes
         try:
             h = c.CDLL(LIBSECCOMP, use_errno=True)
@@ -150,7 +150,7 @@ def lib():
 
 def version() -> str:
     """libseccomp's version ("2.5.4"), or "" if it can't be loaded."""
-    import ctypes
+    from kago import _ffi as ctypes
 
     class V(ctypes.Structure):
         _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint),
@@ -159,7 +159,7 @@ def version() -> str:
         p = lib().seccomp_version()
     except SeccompError:
         return ""
-    v = ctypes.cast(p, ctypes.POINTER(V)).contents
+    v = V.from_address(p)
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
@@ -168,7 +168,7 @@ _ArgCmp = None
 
 def _arg_array(conds):
     global _ArgCmp
-    import ctypes
+    from kago import _ffi as ctypes
     if _ArgCmp is None:
         class ArgCmp(ctypes.Structure):
             _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
@@ -530,7 +530,7 @@ def _nr_seccomp():
 def install(bpf: bytes, flags: int):
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, prog); returns the listener fd
     with FLAG_NEW_LISTENER, else None."""
-    import ctypes
+    from kago import _ffi as ctypes
     from kago import sys as ksys
     if flags & FLAG_NEW_LISTENER and flags & FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
         flags |= FLAG_TSYNC_ESRCH  # TSYNC and NEW_LISTENER are exclusive otherwise
@@ -568,7 +568,7 @@ def send_listener(sock, fd: int, state: dict, metadata: str):
 
 def action_available(name: str) -> bool:
     """Does the kernel know this action (SECCOMP_GET_ACTION_AVAIL)?"""
-    import ctypes
+    from kago import _ffi as ctypes
     from kago import sys as ksys
     act = ctypes.c_uint32(ACTIONS[name] & 0xFFFF0000)
     return ksys.libc().syscall(_nr_seccomp(), SECCOMP_GET_ACTION_AVAIL, 0,
@@ -578,7 +578,7 @@ def action_available(name: str) -> bool:
 def preload():
     """Imports Filter.load() needs after pivot_root."""
     import _socket  # noqa: F401
-    import ctypes  # noqa: F401
+    from kago import _ffi as ctypes  # noqa: F401
     from kago import _json  # noqa: F401
     from kago import sys as ksys
     ksys.libc()

@@ -63,7 +63,7 @@ def seccomp_supported_flags() -> list:
     """The flags this kernel accepts: seccomp(SET_MODE_FILTER, flag, NULL)
     fails with EFAULT (flags checked, then the NULL program) for a known
     flag and EINVAL for an unknown one - nothing is installed either way."""
-    import ctypes
+    from kago import _ffi as ctypes
     from kago import sys as ksys
     from kago.security import seccomp as sc
     try:

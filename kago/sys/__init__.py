@@ -117,13 +117,13 @@ def set_libc(lib):
 def libc():
     global _libc
     if _libc is None:
-        import ctypes
+        from kago import _ffi as ctypes
         _libc = ctypes.CDLL("libc.so.6", use_errno=True)
     return _libc
 
 
 def _err(call, path=None, detail=""):
-    import ctypes
+    from kago import _ffi as ctypes
     e = ctypes.get_errno()
     return SyscallError(e, call, path, detail)
 
@@ -165,7 +165,7 @@ def pivot_root(new_root, put_old):
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
-    import ctypes
+    from kago import _ffi as ctypes
     r = libc().prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                      ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
     if r < 0:
@@ -187,7 +187,7 @@ def setdomainname(name: str):
 
 def close_range_cloexec(first: int):
     """Mark every fd >= first close-on-exec."""
-    import ctypes
+    from kago import _ffi as ctypes
     if _syscall("close_range", ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF),
                 ctypes.c_uint(CLOSE_RANGE_CLOEXEC)) != 0:
         # older kernels: walk /proc/self/fd
@@ -201,7 +201,7 @@ def close_range_cloexec(first: int):
 
 
 def keyctl_join_session_keyring(name: str | None):
-    import ctypes
+    from kago import _ffi as ctypes
     KEYCTL_JOIN_SESSION_KEYRING = 1
     arg = ctypes.c_char_p(_b(name)) if name else ctypes.c_char_p(None)
     if _syscall("keyctl", KEYCTL_JOIN_SESSION_KEYRING, arg) < 0:
@@ -216,7 +216,7 @@ def _struct(name, fields):
     per call it was a third of the rootfs setup's cpu)."""
     t = _structs.get(name)
     if t is None:
-        import ctypes
+        from kago import _ffi as ctypes
         t = _structs[name] = type(name, (ctypes.Structure,), {
             "_fields_": [(f, ctypes.c_uint64) for f in fields]})
     return t
@@ -229,7 +229,7 @@ def _mount_attr(attr_set, attr_clr, propagation, userns_fd=0):
 
 def mount_setattr(dfd: int, path: str, flags: int, attr_set=0, attr_clr=0,
                   propagation=0):
-    import ctypes
+    from kago import _ffi as ctypes
     attr = _mount_attr(attr_set, attr_clr, propagation)
     if _syscall("mount_setattr", dfd, _b(path), ctypes.c_uint(flags),
                 ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
@@ -237,7 +237,7 @@ def mount_setattr(dfd: int, path: str, flags: int, attr_set=0, attr_clr=0,
 
 
 def open_tree(dfd: int, path: str, flags: int) -> int:
-    import ctypes
+    from kago import _ffi as ctypes
     fd = _syscall("open_tree", dfd, _b(path), ctypes.c_uint(flags))
     if fd < 0:
         raise _err("open_tree", path)
@@ -245,14 +245,14 @@ def open_tree(dfd: int, path: str, flags: int) -> int:
 
 
 def move_mount(from_dfd, from_path, to_dfd, to_path, flags):
-    import ctypes
+    from kago import _ffi as ctypes
     if _syscall("move_mount", from_dfd, _b(from_path), to_dfd, _b(to_path),
                 ctypes.c_uint(flags)) != 0:
         raise _err("move_mount", to_path)
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
-    import ctypes
+    from kago import _ffi as ctypes
     how = _struct("OpenHow", ("flags", "mode", "resolve"))(flags | os.O_CLOEXEC, mode,
                                                          resolve)
     fd = _syscall("openat2", dirfd, _b(path), ctypes.byref(how),
