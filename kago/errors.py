@@ -71,7 +71,7 @@ class SyscallError(KagoError, OSError):
     """A failed system call: ``errno``, ``call`` and (if any) ``path``."""
 
     def __init__(self, errno_: int, call: str, path: str | None = None, detail: str = ""):
-        import os
+        from kago import _os as os
         what = f"{call} {path}" if path else call
         if detail:
             what = f"{what} ({detail})"

@@ -3,7 +3,7 @@
 pivot_root): a plain fork/execve, a pipe for stdin, a pidfd to wait on."""
 
 from kago import _json as json
-import os
+from kago import _os as os
 
 from kago.errors import HookError
 

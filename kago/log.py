@@ -60,7 +60,7 @@ def configure(path=None, fmt="text", debug=False):
         raise ValueError(f"invalid log-format: {fmt}")
     fd = None
     if path:
-        import os
+        from kago import _os as os
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_SYNC | os.O_CLOEXEC,
                      0o644)
     close()
@@ -74,7 +74,7 @@ def configure(path=None, fmt="text", debug=False):
 def close():
     """Close the log file (if any) and go back to stderr."""
     if _cfg.fd is not None:
-        import os
+        from kago import _os as os
         try:
             os.close(_cfg.fd)
         except OSError:
@@ -123,7 +123,7 @@ def _colored():
         return False
     try:
         if _cfg.fd is not None:
-            import os
+            from kago import _os as os
             return os.isatty(_cfg.fd)
         return sys.stderr is not None and sys.stderr.isatty()
     except (OSError, ValueError):
@@ -133,7 +133,7 @@ def _colored():
 def _write(line):
     data = line.encode("utf-8", "surrogateescape")
     if _cfg.fd is not None:
-        import os
+        from kago import _os as os
         os.write(_cfg.fd, data)
         return
     err = sys.stderr

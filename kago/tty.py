@@ -3,7 +3,7 @@ console socket with SCM_RIGHTS (as runc, so containerd, conmon and recvtty
 receive it), the slave made the process's stdio and controlling tty.
 Also the relay used by ``kago run -t`` / ``exec -t`` without a console socket."""
 
-import os
+from kago import _os as os
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430

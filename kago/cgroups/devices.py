@@ -10,7 +10,7 @@ v2: an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) built from the rules, last
 matching rule wins, loaded and attached to the cgroup with bpf(2).
 """
 
-import os
+from kago import _os as os
 import struct
 
 from kago.cgroups.fs import write

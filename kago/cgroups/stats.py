@@ -2,7 +2,7 @@
 types/events.go, with Go's omitempty: zero values are left out where runc
 leaves them out)."""
 
-import os
+from kago import _os as os
 
 from kago.cgroups.fs import read
 

@@ -64,7 +64,7 @@ def _build(inv, detach):
     current directory, the bundle too, and the console socket against the
     bundle (runc connects to it after chdir-ing into the bundle).
     """
-    import os
+    from kago import _os as os
     o = inv.opts
     bundle = os.path.abspath(o["bundle"] or ".")
     pid_file = os.path.abspath(o["pid_file"]) if o["pid_file"] else None
@@ -153,7 +153,7 @@ def cmd_delete(inv):
     except ContainerNotFound:
         # a create that was killed may have left a state dir without state.json:
         # runc removes it (with or without --force) so the id can be used again
-        import os
+        from kago import _os as os
         from kago.container.state import remove_tree
         d = os.path.join(inv.root, inv.args[0])
         if os.path.isdir(d) and not os.path.exists(os.path.join(d, "state.json")):
@@ -216,7 +216,7 @@ def cmd_list(inv):
 
 def _owner(root, cid, st):
     """The user owning the container's state directory (runc's OWNER column)."""
-    import os
+    from kago import _os as os
     try:
         uid = os.stat(os.path.join(root, cid)).st_uid
     except OSError:
@@ -229,7 +229,7 @@ def _owner(root, cid, st):
 
 
 def cmd_spec(inv):
-    import os
+    from kago import _os as os
     lib.write_default_spec(os.path.abspath(inv.opts["bundle"] or "."), inv.opts["rootless"])
     return 0
 
@@ -255,7 +255,7 @@ def cmd_exec(inv):
     """runc exec: --process FILE, or the container's process with the args and
     flags applied (env appended so -e wins, --cap into the bounding, effective
     and permitted sets, and ambient when inheritable is set)."""
-    import os
+    from kago import _os as os
     o = inv.opts
     c = lib.Container.load(inv.root, inv.args[0])
     if o.get("process"):
@@ -496,7 +496,7 @@ def _invalid_state(command, exc):
 
 def os_error_text(exc):
     """An OSError the way Go prints a PathError: ``open /x: no such file or directory``."""
-    import os
+    from kago import _os as os
     why = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
     why = why[:1].lower() + why[1:]
     if exc.filename is not None:

@@ -1,7 +1,7 @@
 """create: state dir, cgroup, the fork chain, state.json.  On any failure
 everything made so far is undone (state dir, cgroup, processes)."""
 
-import os
+from kago import _os as os
 
 from kago.container import state as _st
 from kago.errors import ContainerExists, SpecError
@@ -55,7 +55,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             resources["devices"] = rules_for(linux)
         cg.apply(resources)
         extra_env = {}
-        listen = os.environ.get("LISTEN_FDS")
+        listen = os.getenv("LISTEN_FDS")
         keep = preserve_fds
         if listen and listen.isdigit() and int(listen) > 0:
             extra_env = {"LISTEN_FDS": listen, "LISTEN_PID": "1"}

@@ -8,7 +8,7 @@ OOM kills are noticed without polling where the kernel can tell: v1 an
 eventfd registered on memory.oom_control, v2 memory.events (POLLPRI on each
 change); the oom_kill counter then says how many happened."""
 
-import os
+from kago import _os as os
 import select
 import time
 

@@ -7,7 +7,7 @@ through a close-on-exec pipe as a typed error; EOF means it exec'd (as
 CPython's subprocess does)."""
 
 from kago import _json as json
-import os
+from kago import _os as os
 
 from kago.errors import KagoError, from_wire, to_wire
 

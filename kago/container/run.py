@@ -1,6 +1,6 @@
 """run (foreground): wait for init, forwarding signals to it."""
 
-import os
+from kago import _os as os
 import _signal
 
 from kago.errors import KagoError

@@ -2,7 +2,7 @@
 cwd, env, user and groups, capabilities, umask, rlimits, noNewPrivileges and
 the fd set.  Runs inside the container (after pivot_root or setns(mnt))."""
 
-import os
+from kago import _os as os
 
 from kago import sys as ksys
 from kago.errors import ExecError, SyscallError

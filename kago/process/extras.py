@@ -18,7 +18,7 @@ Each setter takes the spec object and raises :class:`SpecError` for values
 the kernel can't be given, :class:`SyscallError` when the kernel says no.
 """
 
-import os
+from kago import _os as os
 
 from kago.errors import SpecError, SyscallError
 

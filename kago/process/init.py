@@ -7,7 +7,7 @@ startContainer hooks and execs ``process.args``.  Never returns.
 """
 
 from kago import _json as json
-import os
+from kago import _os as os
 import _signal as signal
 
 from kago import sys as ksys

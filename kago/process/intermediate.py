@@ -6,7 +6,7 @@ forks init - which is how an existing pid (or time) namespace is entered:
 setns(CLONE_NEWPID) only applies to children, so init is that second fork.
 """
 
-import os
+from kago import _os as os
 
 from kago import sys as ksys
 from kago.namespaces import FLAGS as NS_FLAGS

@@ -1,6 +1,6 @@
 """main's side of the fork chain (see channel.py for the message table)."""
 
-import os
+from kago import _os as os
 
 from kago.errors import InvalidArgument, KagoError
 

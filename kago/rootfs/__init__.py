@@ -7,7 +7,7 @@ mounted onto the resolved fd through /proc/self/fd, so a symlink in the image
 """
 
 import errno
-import os
+from kago import _os as os
 import stat
 
 from kago import sys as ksys

@@ -1,7 +1,7 @@
 """mounts[] options: the flag tables and safe resolution inside the rootfs."""
 
 import errno
-import os
+from kago import _os as os
 
 from kago import sys as ksys
 from kago.errors import SpecError, SyscallError

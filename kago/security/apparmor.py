@@ -13,7 +13,7 @@ tree; :func:`enabled` caches its answer (call it before pivot_root: the
 container may have no /sys).
 """
 
-import os
+from kago import _os as os
 
 from kago.errors import KagoError
 

@@ -5,7 +5,7 @@
     apply(caps)           # effective/permitted/inheritable via capset, then ambient
 """
 
-import os
+from kago import _os as os
 
 from kago import sys as ksys
 

@@ -29,10 +29,10 @@ processes at all (they belong to the initial user namespace and are
 non-dumpable), so /proc/<pid>/exe can't even be opened.
 """
 
-import os
+from kago import _os as os
 import sys
 
-PREFIX = os.environ.get("KAGO_PREFIX") or "/opt/kago"
+PREFIX = os.getenv("KAGO_PREFIX") or "/opt/kago"
 _REEXEC_ENV = "_KAGO_EXE_REEXEC"
 ST_RDONLY = 1
 
@@ -113,11 +113,12 @@ def ensure_protected(argv=None):
     """For the CLI: make sure this process runs a read-only interpreter;
     otherwise set one up and re-exec the command line through it.  Returns
     only if protected (or if nothing can be done: not root, or it failed)."""
+    reexec = os.getenv(_REEXEC_ENV) is not None
+    if reexec:                     # (os.environ: the real os, only then)
+        os.environ.pop(_REEXEC_ENV, None)
     if protected():
-        os.environ.pop(_REEXEC_ENV, None)
         return True
-    if os.geteuid() != 0 or os.environ.get(_REEXEC_ENV):
-        os.environ.pop(_REEXEC_ENV, None)
+    if os.geteuid() != 0 or reexec:
         return False
     try:
         dst = install()

@@ -30,7 +30,7 @@ The tables below are also what ``kago features`` reports.
 """
 
 import errno as _errno
-import os
+from kago import _os as os
 import sys as _sys
 
 from kago.errors import KagoError, SpecError, SyscallError

@@ -13,7 +13,7 @@ is specified in config, but selinux is disabled or not supported").
 tree; :func:`enabled` caches its answer (call it before pivot_root).
 """
 
-import os
+from kago import _os as os
 
 from kago.errors import KagoError
 

@@ -26,7 +26,7 @@ classes, no ``re``) and builds JSON paths for messages only on the error path.
 """
 
 from kago import _json as json
-import os
+from kago import _os as os
 
 from kago.errors import InvalidArgument, SpecError
 

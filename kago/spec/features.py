@@ -16,7 +16,7 @@ linux.apparmor/selinux true (support is built in, as features.md defines
 =====================  ===============================================
 """
 
-import os
+from kago import _os as os
 
 OCI_VERSION_MIN = "1.0.0"
 

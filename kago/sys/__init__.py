@@ -6,7 +6,7 @@ lacks lives here: unshare, setns, mount/umount2, pivot_root, mount_setattr,
 open_tree, move_mount, prctl, setdomainname, close_range, personality, keyctl.
 """
 
-import os
+from kago import _os as os
 
 from kago.errors import SyscallError
 

@@ -31,4 +31,41 @@ def test_exists_isdir(tmp_path):
 def test_same_functions_as_os():
     assert _os.kill is os.kill and _os.open is os.open and _os._exit is os._exit
     assert _os.O_CLOEXEC == os.O_CLOEXEC and _os.P_PIDFD == os.P_PIDFD
-    assert not hasattr(_os, "environ")        # posix.environ has bytes keys
+    assert _os.environ is os.environ          # the fallback: the real os
+    assert _os.walk is os.walk and _os.path.expanduser is posixpath.expanduser
+    assert (_os.SEEK_SET, _os.SEEK_CUR, _os.SEEK_END) == (os.SEEK_SET, os.SEEK_CUR,
+                                                          os.SEEK_END)
+
+
+@pytest.mark.parametrize("p", PATHS)
+def test_more_path_functions_match_posixpath(p):
+    assert _os.path.isabs(p) == posixpath.isabs(p)
+    assert _os.path.split(p) == posixpath.split(p)
+    for start in ("/", "/a", "/a/b", "/x/y/", "a"):
+        if p:
+            assert _os.path.relpath(p, start) == posixpath.relpath(p, start), (p, start)
+
+
+def test_realpath(tmp_path):
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "l").symlink_to("d/e")
+    (tmp_path / "dangling").symlink_to("nosuch/x")
+    for p in ("l", "l/", "d/../l", "d/e", "dangling", "dangling/y", "nosuch", "l/nosuch", "."):
+        path = str(tmp_path / p)
+        assert _os.path.realpath(path) == os.path.realpath(path), p
+
+
+def test_getenv_and_makedirs(tmp_path, monkeypatch):
+    assert _os.getenv("PATH") == os.environ.get("PATH")
+    assert _os.getenv("KAGO_SURELY_UNSET_VARIABLE", "d") == "d"
+    d = tmp_path / "a" / "b" / "c"
+    _os.makedirs(str(d), 0o700)
+    assert d.is_dir() and (d.stat().st_mode & 0o777) == 0o700
+    _os.makedirs(str(d), exist_ok=True)
+    with pytest.raises(FileExistsError):
+        _os.makedirs(str(d))
+    (tmp_path / "f").write_text("")
+    with pytest.raises(FileExistsError):
+        _os.makedirs(str(tmp_path / "f"), exist_ok=True)
+    with pytest.raises(NotADirectoryError):
+        _os.makedirs(str(tmp_path / "f" / "x"), exist_ok=True)
