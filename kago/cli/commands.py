@@ -270,8 +270,8 @@ def cmd_exec(inv):
     else:
         if len(inv.args) < 2:
             raise CommandError("exec args cannot be empty")
-        import copy
-        p = copy.deepcopy(c.config().get("process") or {})
+        from kago import _json   # a deep copy without `copy` (weakref, collections.abc)
+        p = _json.loads(_json.dumps(c.config().get("process") or {}))
         p["args"] = list(inv.args[1:])
         p["terminal"] = bool(o.get("tty"))
         if o.get("env"):

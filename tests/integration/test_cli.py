@@ -293,3 +293,36 @@ def test_concurrent_starts(run_kago, kago_bin, bundle, cid, state_root):
         assert re.search(r'msg="cannot start (an already running container|'
                          r'a container that has stopped)"$', text.strip()), results
     run_kago("delete", "--force", cid)
+
+
+# ------------------------------------------------------------- the import set
+
+def _imported(kago_bin, state_root, *args):
+    """Run the installed launcher under ``-X importtime``: (result, module names)."""
+    with open(kago_bin) as f:
+        interp = f.readline()[2:].split()[0]      # the launcher's #! interpreter
+    p = run_cmd([interp, "-IS", "-X", "importtime", kago_bin, "--root", state_root, *args])
+    mods = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+    return p, mods
+
+
+def test_fork_chain_imports_neither_os_nor_ctypes(run_kago, kago_bin, bundle, make_cid,
+                                                  state_root, assert_clean):
+    """run, create and exec (main, intermediate and init alike) do without
+    `os` (kago._os) and `ctypes` (kago._ffi): ≈ 3 ms of cpu and 0.5 MiB a call."""
+    b = bundle("echo ran-in-container", linux={"seccomp": {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mknodat"], "action": "SCMP_ACT_ERRNO"}]}})
+    never = {"os", "ctypes", "posixpath", "_collections_abc", "subprocess", "json"}
+    p, mods = _imported(kago_bin, state_root, "run", "-b", b, make_cid())
+    assert p.returncode == 0 and "ran-in-container" in p.stdout, p
+    assert {"kago.process.init", "kago.rootfs", "kago._ffi", "kago.security.seccomp"} <= mods
+    assert not mods & never, sorted(mods & never)
+    sleeper = make_cid()
+    run_kago("run", "-d", "-b", bundle(["sleep", "100"]), sleeper)
+    p, mods = _imported(kago_bin, state_root, "exec", sleeper, "sh", "-c", "echo ran-exec")
+    assert p.returncode == 0 and p.stdout == "ran-exec\n", p
+    assert "kago.container.exec" in mods and not mods & never, sorted(mods & never)
+    run_kago("delete", "--force", sleeper)
+    assert_clean()
