@@ -90,6 +90,11 @@ def cmd_run(inv):
         import _signal
         from kago.container.run import FORWARD
         mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARD)
+    # imported before _build forks: afterwards every page main writes while
+    # the intermediate and init share it is a copy-on-write fault
+    from kago.container import start  # noqa: F401
+    if not o["keep"]:
+        from kago.container import delete  # noqa: F401
     try:
         c = _build(inv, detach=o["detach"])
     except BaseException:
