@@ -85,6 +85,14 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         if scf.notify:
             scf.state = c.oci_state()
             scf.want_pid()
+    # what the tenant needs once it has joined the container's mount
+    # namespace, imported here: before the fork no page is shared yet (after
+    # it, each is a copy-on-write fault), and the host's files are ours
+    from kago.process import attrs
+    attrs.preload(process)
+    if terminal:
+        from kago import tty
+        tty.preload()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
     pid = os.fork()
@@ -169,11 +177,6 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
             except FileNotFoundError:
                 from kago.errors import CgroupError
                 raise CgroupError(f"cgroup {d} does not exist", d) from None
-        from kago.process import attrs
-        attrs.preload(process)
-        if console_fd >= 0:
-            from kago import tty
-            tty.preload()
         for fd, flag, t in ns_fds:
             ksys.setns(fd, flag, f"{t} namespace of init")
             os.close(fd)
