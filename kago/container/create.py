@@ -7,6 +7,11 @@ from kago.container import state as _st
 from kago.errors import ContainerExists, SpecError
 
 
+def _run_hooks(kind, hooks, state):
+    from kago.hooks import run_hooks   # only when a bundle has hooks
+    run_hooks(kind, hooks, state)
+
+
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, detach=True, systemd_cgroup=False):
     from kago import spec as _spec
@@ -98,9 +103,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         # written before the fork chain: if this process is killed, `kago
         # delete ID` still finds the cgroup (and whatever init left in it)
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
-        from kago.hooks import run_hooks
         try:
-            pid = spawn(ctx, run_hooks)
+            pid = spawn(ctx, _run_hooks)
         finally:
             if terminal:
                 con.close()
