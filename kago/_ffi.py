@@ -27,38 +27,18 @@ from _ctypes import (  # noqa: F401  (re-exported)
 )
 
 
-class c_char(_SimpleCData):
-    _type_ = "c"
+def _simple(name, code):
+    return type(name, (_SimpleCData,), {"_type_": code, "__module__": __name__})
 
 
-class c_ushort(_SimpleCData):
-    _type_ = "H"
-
-
-class c_int(_SimpleCData):
-    _type_ = "i"
-
-
-class c_uint(_SimpleCData):
-    _type_ = "I"
-
-
-class c_long(_SimpleCData):
-    _type_ = "l"
-
-
-class c_ulong(_SimpleCData):
-    _type_ = "L"
-
-
-class c_char_p(_SimpleCData):
-    _type_ = "z"
-
-
-class c_void_p(_SimpleCData):
-    _type_ = "P"
-
-
+c_char = _simple("c_char", "c")
+c_ushort = _simple("c_ushort", "H")
+c_int = _simple("c_int", "i")
+c_uint = _simple("c_uint", "I")
+c_long = _simple("c_long", "l")
+c_ulong = _simple("c_ulong", "L")
+c_char_p = _simple("c_char_p", "z")
+c_void_p = _simple("c_void_p", "P")
 c_int32 = c_int
 c_uint32 = c_uint
 c_int64 = c_long

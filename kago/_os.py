@@ -49,21 +49,16 @@ def getenv(key, default=None):
 
 def makedirs(name, mode=0o777, exist_ok=False):
     """``os.makedirs`` (str paths)."""
+    head, tail = path.split(name)
+    if not tail:
+        head, tail = path.split(head)
+    if head and tail and not path.exists(head):
+        makedirs(head, mode, exist_ok=True)
     try:
         mkdir(name, mode)  # noqa: F405
     except FileExistsError:
         if not exist_ok or not path.isdir(name):
             raise
-    except FileNotFoundError:
-        parent = path.dirname(path.normpath(name))
-        if not parent or parent == name:
-            raise
-        makedirs(parent, mode, exist_ok=True)
-        try:
-            mkdir(name, mode)  # noqa: F405
-        except FileExistsError:
-            if not exist_ok or not path.isdir(name):
-                raise
 
 
 class _Path:
