@@ -24,7 +24,7 @@ def lo_up():
     """Bring the loopback interface up in a new network namespace."""
     import _socket
     import fcntl
-    import struct
+    import _struct as struct
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:

@@ -38,7 +38,7 @@ def connect_console_socket(path: str):
 def open_pty(size=None):
     """(master fd, slave fd, slave path) from /dev/ptmx of the current mount ns."""
     import fcntl
-    import struct
+    import _struct as struct
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
@@ -51,7 +51,7 @@ def open_pty(size=None):
 
 def set_size(fd, rows, cols):
     import fcntl
-    import struct
+    import _struct as struct
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
@@ -80,7 +80,7 @@ def make_controlling(slave: int, setsid=True):
 def preload():
     import _socket  # noqa: F401
     import fcntl  # noqa: F401
-    import struct  # noqa: F401
+    import _struct as struct  # noqa: F401
     import kago.process.channel  # noqa: F401
 
 

@@ -15,7 +15,7 @@ Wire format (D-Bus specification, "Message Protocol"): little-endian; a
 
 import os
 import socket
-import struct
+import _struct as struct
 
 from kago.errors import CgroupError
 

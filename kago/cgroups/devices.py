@@ -11,7 +11,7 @@ matching rule wins, loaded and attached to the cgroup with bpf(2).
 """
 
 from kago import _os as os
-import struct
+import _struct as struct
 
 from kago.cgroups.fs import write
 from kago.errors import CgroupError

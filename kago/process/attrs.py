@@ -13,8 +13,7 @@ def preload(proc=None):
     """Import what apply() needs while the host's filesystem is still visible
     (and, given ``proc``, look at the host's LSMs while /sys is the host's)."""
     from kago import _ffi as ctypes  # noqa: F401
-    import resource  # noqa: F401
-    import stat  # noqa: F401
+    import _stat as stat  # noqa: F401
     from kago.security import capabilities  # noqa: F401
     if proc and (proc.get("apparmorProfile") or proc.get("selinuxLabel")):
         from kago.security import apparmor, selinux  # noqa: F401
@@ -76,15 +75,9 @@ def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None, seccomp=None):
     caps_mod.apply(caps)
     umask = user.get("umask")
     os.umask(0o022 if umask is None else umask)
-    if proc.get("rlimits"):
-        import resource
-        for rl in proc["rlimits"]:
-            try:
-                resource.setrlimit(RLIMITS[rl["type"]], (rl["soft"], rl["hard"]))
-            except (OSError, ValueError) as e:
-                raise SyscallError(getattr(e, "errno", None) or 1, "setrlimit", None,
-                                   f"{rl['type']} soft {rl['soft']} hard {rl['hard']}") \
-                    from None
+    for rl in proc.get("rlimits") or ():
+        ksys.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"],
+                       f"{rl['type']} soft {rl['soft']} hard {rl['hard']}")
     if nnp:
         ksys.prctl(ksys.PR_SET_NO_NEW_PRIVS, 1)
     for fd in range(3, 3 + keep_fds):
@@ -109,7 +102,7 @@ def _home(uid):
 
 def lookup(name, path_env):
     """Resolve ``name`` like Go's exec.LookPath (runc's messages)."""
-    import stat
+    import _stat as stat
     if "/" in name:
         try:
             st = os.stat(name)

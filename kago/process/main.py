@@ -47,10 +47,9 @@ def preload(spec):
     and after pivot_root they can't see them at all."""
     import _socket  # noqa: F401
     import fcntl  # noqa: F401
-    import resource  # noqa: F401
     import select  # noqa: F401
-    import struct  # noqa: F401
-    import stat  # noqa: F401
+    import _struct as struct  # noqa: F401
+    import _stat as stat  # noqa: F401
     from kago import sys as ksys
     ksys.libc()
     if spec.get("hooks"):

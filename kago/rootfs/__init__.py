@@ -8,7 +8,7 @@ mounted onto the resolved fd through /proc/self/fd, so a symlink in the image
 
 import errno
 from kago import _os as os
-import stat
+import _stat as stat
 
 from kago import sys as ksys
 from kago.errors import SpecError, SyscallError

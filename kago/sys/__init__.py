@@ -262,6 +262,15 @@ def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) 
     return fd
 
 
+def setrlimit(resource: int, soft: int, hard: int, detail: str = ""):
+    """setrlimit(2) (``resource``'s own module is a shared object to load)."""
+    from kago import _ffi as ctypes
+    lim = _struct("Rlimit", ("cur", "max"))(soft & 0xFFFFFFFFFFFFFFFF,
+                                            hard & 0xFFFFFFFFFFFFFFFF)
+    if libc().setrlimit(resource, ctypes.byref(lim)) != 0:
+        raise _err("setrlimit", detail=detail)
+
+
 def personality(persona: int) -> int:
     r = _syscall("personality", persona)
     if r < 0:

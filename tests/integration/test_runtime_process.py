@@ -133,6 +133,21 @@ def test_rlimits_no_new_privs_oom_score_adj(bundle, run_kago, cid, wait_until, t
     run_kago("delete", "--force", cid)
 
 
+def test_rlimit_above_the_hard_limit_fails_cleanly(bundle, run_kago, cid, assert_clean):
+    # raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding
+    # set lacks (and kago has it only if its caller has): EPERM, named
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("RLIMIT_NOFILE has no hard limit here: nothing to exceed")
+    b = bundle(["/bin/true"], process={
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 64, "hard": hard + 1}]})
+    p = run_kago("run", "--bundle", b, cid, check=False)
+    assert p.returncode == 1, p
+    assert (f"setrlimit (RLIMIT_NOFILE soft 64 hard {hard + 1}): "
+            "Operation not permitted") in p.stderr, p.stderr
+    assert_clean()
+
+
 def test_no_new_privileges_false(bundle, run_kago, cid):
     if status_field("self", "NoNewPrivs") != "0":
         pytest.skip("the test runner has NoNewPrivs set: nothing to compare with")
