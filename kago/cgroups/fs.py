@@ -119,11 +119,16 @@ class FsManager:
         deadline = time.monotonic() + timeout
         for d in self.dirs.values():
             while True:
-                for sub in reversed(_subdirs(d)):   # sub-cgroups first, deepest first
-                    _rmdir(sub)
-                err = _rmdir(d)
+                err = _rmdir(d)      # the common case: no sub-cgroup, no process
                 if err is None:
                     break
+                subs = _subdirs(d)   # EBUSY from sub-cgroups (exec --cgroup)?
+                for sub in reversed(subs):   # deepest first
+                    _rmdir(sub)
+                if subs:
+                    err = _rmdir(d)
+                    if err is None:
+                        break
                 if time.monotonic() > deadline:
                     raise CgroupError(f"remove cgroup {d}: {os.strerror(err)}", d)
                 # busy: wait for what is still in it to exit, or a moment
