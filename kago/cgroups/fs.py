@@ -46,10 +46,10 @@ class FsManager:
         """Per-hierarchy set-up after mkdir (cpuset copy-down, v2 controllers)."""
 
     def add(self, pid: int):
+        data = str(pid).encode()
         for d in self.dirs.values():
             try:
-                with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                    f.write(str(pid))
+                _write_bytes(os.path.join(d, "cgroup.procs"), data)
             except OSError as e:
                 raise CgroupError(f"join cgroup {d}: {e.strerror}", d) from None
 
@@ -251,6 +251,16 @@ def write(d, name, value, what=""):
     except OSError as e:
         raise CgroupError(f"{_what(what)}write {value!s} to {path}: {e.strerror}",
                           path) from None
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(path, data):
+    """One write(2) through a raw fd: no file object (a cgroup file takes one
+    value per write, and the fork chain's children write a dozen of them)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
     finally:
         os.close(fd)
 

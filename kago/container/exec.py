@@ -170,10 +170,11 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
         if aff.get("initial"):
             from kago.process import extras
             extras.cpu_affinity(aff["initial"], "process.execCPUAffinity.initial")
+        from kago.cgroups.fs import _write_bytes
+        me = str(os.getpid()).encode()
         for d in cg_dirs:
             try:
-                with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                    f.write(str(os.getpid()))
+                _write_bytes(os.path.join(d, "cgroup.procs"), me)
             except FileNotFoundError:
                 from kago.errors import CgroupError
                 raise CgroupError(f"cgroup {d} does not exist", d) from None
