@@ -67,6 +67,9 @@ def run(argv=None):
         from kago.cli.helptext import app_help
         _stdout(app_help())
         return 0
+    if inv.command in ("create", "run", "exec") and inv.action != "help":
+        from kago.cgroups import prewarm_attach
+        prewarm_attach()     # the kernel's wait for the first cgroup attach, now
     if argv is None and inv.command in ("create", "run", "exec") and inv.action != "help":
         # only for the real command line: an in-process caller (tests, a
         # Python program calling run([...])) must not be re-exec'd

@@ -18,6 +18,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     from kago.container.container import Container
     from kago.process.init import check_spec
 
+    from kago.cgroups import prewarm_attach
+    prewarm_attach()              # (the CLI started it already)
     _st.validate_id(cid)
     bundle = os.path.abspath(bundle)
     spec = _spec.load(bundle)

@@ -1,0 +1,65 @@
+"""kago.cgroups.prewarm_attach: the first cgroup attach's kernel wait, overlapped.
+
+The effect is a latency (measured in docs/performance.md, never asserted here);
+these tests check that it is harmless: the process stays where it was, no
+thread outlives prewarm_done(), and a host without a usable cgroup.procs is
+simply skipped."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(code):
+    res = subprocess.run([sys.executable, "-IS", "-c",
+                          f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + code],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""                       # the thread never prints
+    return res.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="moving a process in its cgroup needs root")
+def test_prewarm_leaves_the_process_where_it_was_and_no_thread_behind():
+    out = _run(
+        "import os\n"
+        "from kago import cgroups\n"
+        "before = open('/proc/self/cgroup').read()\n"
+        "path = cgroups._own_procs_file()\n"
+        "cgroups.prewarm_attach()\n"
+        "cgroups.prewarm_attach()                  # once per process\n"
+        "cgroups.prewarm_done()\n"
+        "cgroups.prewarm_done()\n"
+        "assert open('/proc/self/cgroup').read() == before\n"
+        "print(path)\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+        "print(cgroups._prewarm_path)\n"
+        "print(path is not None and str(os.getpid()) in open(path).read().split())\n")
+    path, threads, used, listed = out.splitlines()
+    assert threads == "1"                         # no thread at the fork that follows
+    if path == "None":
+        pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
+    assert listed == "True"                       # the file it wrote to lists that process
+    assert used == repr([path])
+
+
+def test_prewarm_without_a_cgroupfs_does_nothing(tmp_path, monkeypatch):
+    from kago import cgroups
+    monkeypatch.setattr(cgroups, "CGROUP_ROOT", str(tmp_path))   # nothing mounted here
+    assert cgroups._own_procs_file() is None
+    # a cgroup.procs that does not list us is not ours: never written
+    (tmp_path / "unified").mkdir()
+    procs = tmp_path / "unified" / "cgroup.procs"
+    procs.write_text("1\n2\n")
+    assert cgroups._own_procs_file() is None
+    assert procs.read_text() == "1\n2\n"
+    procs.write_text(f"1\n{os.getpid()}\n")
+    here = Path("/proc/self/cgroup").read_text()
+    expect = str(procs) if any(line.split(":", 2)[1] == "" and line.split(":", 2)[2] == "/"
+                               for line in here.splitlines()) else None
+    assert cgroups._own_procs_file() == expect
