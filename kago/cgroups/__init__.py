@@ -187,14 +187,23 @@ def prewarm_attach():
         return
     import _thread
     done = _prewarm = _thread.allocate_lock()
+    try:
+        path = _own_procs_file()        # here, not in the thread: its own
+    except (OSError, ValueError):        # malloc arena would cost ≈ 0.2 MiB
+        path = None
+    if not path:
+        return
+    _prewarm_path.append(path)
+    data = str(os.getpid()).encode()
     done.acquire()
 
     def run():
         try:
-            path = _own_procs_file()
-            if path:
-                _noop_attach(path)
-                _prewarm_path.append(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)       # where we already are
+            finally:
+                os.close(fd)
         except BaseException:            # never a traceback from this thread
             pass
         finally:
