@@ -224,8 +224,10 @@ def prewarm_done():
     if _prewarm is not None:
         _prewarm.acquire()
         _prewarm.release()
-        for path in _prewarm_path:
+        if _prewarm_path:
             try:
-                _noop_attach(path)
-            except OSError:
+                path = _own_procs_file()  # looked up again: a long-lived library
+                if path:                  # caller may have been moved since
+                    _noop_attach(path)
+            except (OSError, ValueError):
                 pass

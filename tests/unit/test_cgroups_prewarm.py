@@ -63,3 +63,32 @@ def test_prewarm_without_a_cgroupfs_does_nothing(tmp_path, monkeypatch):
     expect = str(procs) if any(line.split(":", 2)[1] == "" and line.split(":", 2)[2] == "/"
                                for line in here.splitlines()) else None
     assert cgroups._own_procs_file() == expect
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="moving a process between cgroups needs root")
+def test_prewarm_done_never_moves_a_process_back():
+    # a library caller moved to another cgroup after prewarm_attach() must stay
+    # there: prewarm_done() looks our cgroup up again instead of reusing the path
+    out = _run(
+        "import os\n"
+        "from kago import cgroups\n"
+        "first = cgroups._own_procs_file()\n"
+        "if first is None:\n"
+        "    print('skip'); raise SystemExit\n"
+        "cgroups.prewarm_attach()\n"
+        "base = os.path.dirname(first)\n"
+        "d = os.path.join(base, f'kago-prewarm-test-{os.getpid()}')\n"
+        "os.mkdir(d)\n"
+        "try:\n"
+        "    with open(os.path.join(d, 'cgroup.procs'), 'w') as f:\n"
+        "        f.write(str(os.getpid()))\n"
+        "    cgroups.prewarm_done()\n"
+        "    print(str(os.getpid()) in open(os.path.join(d, 'cgroup.procs')).read().split())\n"
+        "    print(cgroups._own_procs_file() == os.path.join(d, 'cgroup.procs'))\n"
+        "finally:\n"
+        "    with open(first, 'w') as f:\n"
+        "        f.write(str(os.getpid()))\n"
+        "    os.rmdir(d)\n")
+    if out.strip() == "skip":
+        pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
+    assert out.split() == ["True", "True"]
