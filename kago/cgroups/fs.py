@@ -5,6 +5,7 @@ listing, signalling and removing, and the one place cgroup files are written
 from kago import _os as os   # not os: see kago/_os.py
 import time
 
+from kago.cgroups import CGROUP_ROOT
 from kago.errors import CgroupError
 
 
@@ -271,3 +272,97 @@ def _what(what):
 
 def unsupported(what, why):
     return CgroupError(f"linux.resources.{what}: {why}", None)
+
+
+# --- overlapping the first cgroup attach with the work before it ---------------
+#
+# Moving a process into a cgroup (a write to cgroup.procs) takes the kernel's
+# global cgroup_threadgroup_rwsem for writing.  When no writer took it lately,
+# that first waits for an RCU grace period (rcu_sync_enter): 5-45 ms on this
+# 2-vcpu VM, median ≈ 13 ms - the largest single wait of `create`, `run` and
+# `exec`, paid by the intermediate before it can unshare and fork init (runc
+# pays it too, but while its child is already starting).  For a grace period
+# after a writer is done, the next writer does not wait.  So `create`, `run`
+# and `exec` start, as early as they can, a thread that moves this process
+# into the cgroup it is already in (a no-op the kernel still takes the lock
+# for, after checking our pid is listed there): the grace period passes while
+# main imports and prepares, and the intermediate's own joins then go through
+# at once.  Joined before main forks, so no thread of ours runs at fork time.
+# Anything unexpected (no cgroupfs, our cgroup not found) and it does nothing.
+
+_prewarm = None          # the thread's lock, once started
+_prewarm_used = False    # our cgroup.procs was found: repeat the no-op
+
+
+def _own_procs_file(root=CGROUP_ROOT):
+    """cgroup.procs of the cgroup this process is in (unified or pids), or None."""
+    here = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(","):
+                here[c] = path
+    cands = []
+    if "" in here:
+        cands += [root + "/unified" + here[""], root + here[""]]
+    if "pids" in here:
+        cands.append(root + "/pids" + here["pids"])
+    me = str(os.getpid())
+    for d in cands:
+        path = d.rstrip("/") + "/cgroup.procs"
+        try:
+            with open(path) as f:
+                if me in f.read().split():
+                    return path
+        except OSError:
+            continue
+    return None
+
+
+def prewarm_attach():
+    """Start the grace period of the first cgroup attach now, in a thread."""
+    global _prewarm, _prewarm_used
+    if _prewarm is not None:
+        return
+    import _thread
+    done = _prewarm = _thread.allocate_lock()
+    try:
+        path = _own_procs_file()        # here: the thread only writes (each
+    except (OSError, ValueError):        # page it touches is peak RSS)
+        path = None
+    if not path:
+        return
+    _prewarm_used = True
+    data = str(os.getpid()).encode()
+    done.acquire()
+
+    def run():
+        try:
+            _write_bytes(path, data)     # where we already are
+        except BaseException:            # never a traceback from this thread
+            pass
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except RuntimeError:                 # no thread: nothing to overlap
+        done.release()
+
+
+def prewarm_done():
+    """Before forking: wait for :func:`prewarm_attach`'s thread, then attach
+    once more, here.  Right after the thread's grace period this is immediate
+    and keeps the kernel's no-wait window open for the intermediate's joins a
+    moment later (had the thread ridden an older window that has closed since,
+    this waits the grace period the intermediate would have waited)."""
+    if _prewarm is not None:
+        _prewarm.acquire()
+        _prewarm.release()
+        if _prewarm_used:
+            try:
+                path = _own_procs_file()  # looked up again: a long-lived library
+                if path:                  # caller may have been moved since
+                    _write_bytes(path, str(os.getpid()).encode())
+            except (OSError, ValueError):
+                pass

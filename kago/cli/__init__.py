@@ -68,7 +68,7 @@ def run(argv=None):
         _stdout(app_help())
         return 0
     if inv.command in ("create", "run", "exec") and inv.action != "help":
-        from kago.cgroups import prewarm_attach
+        from kago.cgroups.fs import prewarm_attach
         prewarm_attach()     # the kernel's wait for the first cgroup attach, now
     if argv is None and inv.command in ("create", "run", "exec") and inv.action != "help":
         # only for the real command line: an in-process caller (tests, a

@@ -18,7 +18,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     from kago.container.container import Container
     from kago.process.init import check_spec
 
-    from kago.cgroups import prewarm_attach
+    from kago.cgroups.fs import prewarm_attach
     prewarm_attach()              # (the CLI started it already)
     _st.validate_id(cid)
     bundle = os.path.abspath(bundle)

@@ -19,7 +19,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     from kago.process.channel import IntermediateToMain, MainToIntermediate, pair
     from kago.spec import validate_process
 
-    from kago.cgroups import prewarm_attach
+    from kago.cgroups.fs import prewarm_attach
     prewarm_attach()              # (the CLI started it already)
     validate_process(process)
     status = c.status
@@ -97,7 +97,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         tty.preload()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
-    from kago.cgroups import prewarm_done
+    from kago.cgroups.fs import prewarm_done
     prewarm_done()                # no thread of ours is running at the fork
     pid = os.fork()
     if pid == 0:

@@ -92,7 +92,7 @@ def spawn(ctx, run_hooks) -> int:
     preload(ctx.spec)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
     m_init, init_m = pair(MainToInit, InitToMain, "init", "main")
-    from kago.cgroups import prewarm_done
+    from kago.cgroups.fs import prewarm_done
     prewarm_done()                # no thread of ours is running at the fork
     pid = os.fork()
     if pid == 0:
