@@ -121,6 +121,19 @@ _TYPES = {c.__name__: c for c in (KagoError, SpecError, ContainerNotFound,
                                   SyscallError, HookError, CgroupError, ExecError)}
 
 
+def fork_error(exc: OSError, pidns: str | None) -> SyscallError:
+    """A failed fork of the chain's last process, said with where it forked.
+
+    ``pidns`` names the pid namespace it was to enter (None: a new one).  The
+    kernel refuses a fork into a pid namespace whose init has exited with
+    ENOMEM, which alone reads as a memory shortage.
+    """
+    if pidns is None:
+        return SyscallError(exc.errno, "fork")
+    detail = "its init has exited" if exc.errno == 12 else ""
+    return SyscallError(exc.errno, "fork into the pid namespace of", pidns, detail)
+
+
 def to_wire(exc: BaseException) -> dict:
     """Serialise an exception raised in a child for the parent."""
     if isinstance(exc, KagoError):

@@ -101,7 +101,7 @@ def execute(inv):
             import traceback
             traceback.print_exc()
         fatal(commands.error_message(inv.command, e))
-        return 1
+        return 255 if inv.command == "exec" else 1   # runc's exec: fatalWithCode(.., 255)
 
 
 def fatal(msg):

@@ -274,7 +274,7 @@ def cmd_exec(inv):
             raise CommandError(f"{o['process']}: invalid JSON: {e}") from None
     else:
         if len(inv.args) < 2:
-            raise CommandError("exec args cannot be empty")
+            raise CommandError("process args cannot be empty")
         from kago import _json   # a deep copy without `copy` (weakref, collections.abc)
         p = _json.loads(_json.dumps(c.config().get("process") or {}))
         p["args"] = list(inv.args[1:])
@@ -459,11 +459,13 @@ def error_message(command, exc):
     containerd and CRI-O match some of these texts ("does not exist",
     "container not running"), so the library's state errors are reworded to
     runc's; other library errors keep their own text.  create/run failures are
-    prefixed ``kago create failed: `` as runc does.
+    prefixed ``kago create failed: `` and exec failures ``exec failed: `` as runc
+    does (runc's exec also exits 255 then, see :func:`kago.cli.execute`).
     """
     from kago import errors as E
     if isinstance(exc, CommandError):
-        return str(exc)
+        # runc's exec reports its own argument checks as exec failures too
+        return f"exec failed: {exc}" if command == "exec" else str(exc)
     if isinstance(exc, E.ContainerNotFound):
         msg = "container does not exist"
     elif isinstance(exc, E.ContainerExists):
@@ -479,6 +481,8 @@ def error_message(command, exc):
         msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if command in ("create", "run"):
         msg = f"{PROG} {command} failed: {msg}"
+    elif command == "exec":
+        msg = f"exec failed: {msg}"
     return msg
 
 

@@ -188,7 +188,12 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
         if any(t == "user" for _, _, t in ns_fds):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            from kago.errors import fork_error
+            raise fork_error(e, "the container" if any(t == "pid" for _, _, t in ns_fds)
+                             else None) from None
         if pid == 0:
             ch.close()
             _tenant(err_w, process, keep, console_fd, scf)

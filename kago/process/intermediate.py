@@ -53,7 +53,12 @@ def run(ctx, ch, init_sock):
             ksys.unshare(flags)
         if "time" in new:
             _time_offsets(ctx.spec)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            from kago.errors import fork_error
+            raise fork_error(e, next((n["path"] for n in namespaces
+                                      if n["type"] == "pid" and n.get("path")), None)) from None
         if pid == 0:
             ch.close()
             from kago.process import init

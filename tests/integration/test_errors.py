@@ -101,6 +101,35 @@ def test_bad_config(run_kago, bundle, cid, state_root, tmp_path, assert_clean,
     assert_clean()
 
 
+@pytest.fixture
+def dead_pidns(tmp_path):
+    """A pid namespace kept by a bind mount after its init exited (unshare(1))."""
+    import subprocess
+    f = tmp_path / "pidns"
+    f.touch()
+    subprocess.run(["unshare", f"--pid={f}", "--fork", "true"], check=True)
+    try:
+        yield str(f)
+    finally:
+        subprocess.run(["umount", str(f)], check=True)
+
+
+@pytest.mark.parametrize("verb", ["create", "run"])
+def test_join_pid_namespace_without_init(run_kago, bundle, cid, state_root, tmp_path,
+                                         assert_clean, dead_pidns, verb):
+    # the kernel refuses the fork with ENOMEM; alone that reads as "out of memory"
+    def join(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["linux"]["namespaces"].append({"type": "pid", "path": dead_pidns})
+        return c
+    b = bundle(["true"], edit=join)
+    assert failure(run_kago, tmp_path, verb, "-b", b, cid) == \
+        f"kago {verb} failed: fork into the pid namespace of {dead_pidns} " \
+        "(its init has exited): Cannot allocate memory"
+    no_state(state_root)
+    assert_clean()
+
+
 def test_invalid_json(run_kago, bundle, cid, state_root, tmp_path, assert_clean):
     b = bundle(["true"])
     (b / "config.json").write_text('{"ociVersion": "1.2.0",\n "process": {,}}')

@@ -9,6 +9,7 @@ failures (missing binary, bad cwd, stopped or paused container).
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -56,6 +57,13 @@ def one_line(err: str) -> str:
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, f"expected one line of error, got:\n{err}"
     return lines[0]
+
+
+def err_msg(r) -> str:
+    """The msg of the one error record a failed command printed (logfmt)."""
+    m = re.match(r'^time="[^"]+" level=error msg="(.*)"$', one_line(r.stderr))
+    assert m, r.stderr
+    return m.group(1).replace('\\"', '"')
 
 
 def kv_lines(out: str) -> dict:
@@ -274,7 +282,8 @@ def test_exec_failure_reports_reason(running, run_kago, cid, args, flags, expect
     init = running
     for detach in ([], ["-d"]):
         r = run_kago("exec", *detach, *flags, cid, *args, check=False)
-        assert r.returncode != 0
+        assert r.returncode == 255, r          # runc's exec: fatalWithCode(.., 255)
+        assert err_msg(r).startswith("exec failed: "), r.stderr
         line = one_line(r.stderr).lower()
         for e in expect:
             assert e.lower() in line, (e, line)
@@ -284,13 +293,16 @@ def test_exec_failure_reports_reason(running, run_kago, cid, args, flags, expect
 
 
 def test_exec_usage_errors(running, run_kago, cid, make_cid):
+    # runc's words and exit status (255: exec's own failures, 1: usage)
     r = run_kago("exec", cid, check=False)
-    assert r.returncode != 0 and "args" in one_line(r.stderr)
+    assert (r.returncode, err_msg(r)) == (255, "exec failed: process args cannot be empty")
     missing = make_cid()
     r = run_kago("exec", missing, "true", check=False)
-    assert r.returncode != 0 and "does not exist" in one_line(r.stderr)   # runc's words
+    assert (r.returncode, err_msg(r)) == (255, "exec failed: container does not exist")
     r = run_kago("exec", "-u", "root", cid, "true", check=False)
-    assert r.returncode != 0 and "root" in one_line(r.stderr)
+    assert r.returncode == 255 and "root" in one_line(r.stderr)
+    r = run_kago("exec", check=False)
+    assert r.returncode == 1 and "Incorrect Usage" in r.stdout
 
 
 def test_exec_stopped_container(bundle, run_kago, cid, wait_until):
@@ -299,8 +311,8 @@ def test_exec_stopped_container(bundle, run_kago, cid, wait_until):
     run_kago("start", cid)
     wait_until(lambda: state(run_kago, cid)["status"] == "stopped", what="container to stop")
     r = run_kago("exec", cid, "true", check=False)
-    assert r.returncode != 0
-    assert "stopped" in one_line(r.stderr)
+    assert r.returncode == 255
+    assert err_msg(r).startswith("exec failed: cannot exec in a stopped container")
     run_kago("delete", cid)
 
 
@@ -309,8 +321,9 @@ def test_exec_paused_container(running, run_kago, cid, kago_bin, state_root, wai
     run_kago("pause", cid)
     assert state(run_kago, cid)["status"] == "paused"
     r = run_kago("exec", cid, "echo", "ran", check=False)
-    assert r.returncode != 0
-    assert "paused" in one_line(r.stderr)
+    assert r.returncode == 255
+    assert err_msg(r) == \
+        "exec failed: cannot exec in a paused container (use --ignore-paused to override)"
     assert ps_json(run_kago, cid) == [init]
     # --ignore-paused: allowed; it runs (at the latest) once the container is thawed
     p = subprocess.Popen([kago_bin, "--root", str(state_root), "exec", "--ignore-paused", cid,
