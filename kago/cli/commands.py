@@ -372,7 +372,7 @@ def cmd_update(inv):
                 with open(o["resources"]) as f:
                     r = json.load(f)
         except OSError as e:
-            raise CommandError(os_error_text(e)) from None
+            raise CommandError("open " + os_error_text(e)) from None   # Go: "open F: ..."
         except ValueError as e:
             raise CommandError(f"unable to parse resources: {e}") from None
         if not isinstance(r, dict):

@@ -437,6 +437,19 @@ def test_update_takes_effect(bundle, run_kago, cid, state_root, tmp_path, wait_u
     assert len(manager(state_root, cid).pids()) == 5
 
 
+def test_update_bad_resources_file(bundle, run_kago, cid, tmp_path):
+    run_kago("create", "-b", bundle(["true"]), cid)
+    missing = tmp_path / "nope.json"
+    r = run_kago("update", "-r", missing, cid, check=False)
+    assert r.returncode == 1
+    assert f'msg="open {missing}: no such file or directory"' in r.stderr   # runc's words
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1]")
+    r = run_kago("update", "-r", bad, cid, check=False)
+    assert r.returncode == 1 and "unable to parse resources" in r.stderr
+    run_kago("delete", "--force", cid)
+
+
 def test_update_stopped_container(bundle, run_kago, cid, wait_until):
     run_kago("create", "-b", bundle(["true"]), cid)
     run_kago("kill", cid, "KILL")
