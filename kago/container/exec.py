@@ -92,6 +92,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     # it, each is a copy-on-write fault), and the host's files are ours
     from kago.process import attrs
     attrs.preload(process)
+    attrs.warn_capabilities(process)
     if terminal:
         from kago import tty
         tty.preload()

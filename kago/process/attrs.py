@@ -26,7 +26,18 @@ def preload(proc=None):
         selinux.enabled()
 
 
-def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None, seccomp=None):
+def warn_capabilities(proc):
+    """runc's warning for capability names this kernel can't grant.  Main's
+    job: it goes to kago's log (an engine's --log file), where a warning from
+    init would land in the container's own stderr."""
+    from kago.security import capabilities
+    bad = capabilities.unknown((proc or {}).get("capabilities"))
+    if bad:
+        from kago import log
+        log.warning(f"ignoring unknown or unavailable capabilities: [{' '.join(bad)}]")
+
+
+def apply(proc: dict, extra_env: dict, keep_fds: int, seccomp=None):
     """Apply ``proc`` to this process; returns (path to exec, env dict).
 
     ``seccomp`` (a compiled :class:`kago.security.seccomp.Filter`) is loaded
@@ -52,7 +63,7 @@ def apply(proc: dict, extra_env: dict, keep_fds: int, warn=None, seccomp=None):
                         f"{e.strerror.lower()}", e.errno, cwd) from None
     path = lookup(proc["args"][0], env.get("PATH"))
     _fix_stdio(uid, gid)
-    caps = caps_mod.Caps(proc.get("capabilities"), warn)
+    caps = caps_mod.Caps(proc.get("capabilities"))   # main warned (preload)
     if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
         from kago.security import apparmor, selinux
         apparmor.apply_profile(proc.get("apparmorProfile"))

@@ -104,7 +104,7 @@ def _setup(ctx, ch):
     if linux.get("memoryPolicy"):
         from kago.process import extras
         extras.memory_policy(linux["memoryPolicy"])
-    path, env = attrs.apply(proc, ctx.extra_env, ctx.keep_fds, _warn, seccomp=scf)
+    path, env = attrs.apply(proc, ctx.extra_env, ctx.keep_fds, seccomp=scf)
     if linux.get("personality"):
         from kago.process import extras
         extras.personality(linux["personality"])

@@ -60,6 +60,7 @@ def preload(spec):
     import kago.rootfs  # noqa: F401
     from kago.process import attrs
     attrs.preload(spec.get("process"))
+    attrs.warn_capabilities(spec.get("process"))
     lx = spec.get("linux") or {}
     if lx.get("personality") or lx.get("memoryPolicy"):
         from kago.process import extras  # noqa: F401

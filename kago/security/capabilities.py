@@ -45,6 +45,19 @@ def to_mask(names, warn=None) -> int:
     return mask
 
 
+def unknown(spec_caps) -> list:
+    """The names in ``spec_caps``' sets that this kernel can't grant: unknown to
+    kago, or above /proc/sys/kernel/cap_last_cap (each once, in spec order)."""
+    last = last_cap()
+    out = []
+    for s in SETS:
+        for n in (spec_caps or {}).get(s) or ():
+            v = CAPS.get(n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper())
+            if (v is None or v > last) and n not in out:
+                out.append(n)
+    return out
+
+
 class Caps:
     """The five masks of a process spec's ``capabilities`` (None = leave as is)."""
 

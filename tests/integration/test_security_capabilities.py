@@ -117,6 +117,29 @@ def test_unknown_capability_is_a_warning(bundle, run_kago, cid):
     assert "CAP_FLY_TO_THE_MOON" in r.stderr
 
 
+def test_unknown_capability_warning_goes_to_the_log(bundle, run_kago, cid, tmp_path):
+    # runc's text, as a warning record in kago's --log (what an engine reads),
+    # never in the container's own stderr (an engine's container log)
+    import json
+    b = bundle(SHOW + "; sleep 600", process={"capabilities": caps(
+        ["CAP_KILL", "CAP_FLY", "CAP_FLY", "CAP_SWIM"], permitted=["CAP_KILL", "CAP_RUN"])})
+    log, out, err = tmp_path / "log.json", tmp_path / "out", tmp_path / "err"
+    with open(out, "w") as o, open(err, "w") as e:
+        run_kago("--log", log, "--log-format", "json", "create", "-b", b, cid,
+                 stdout=o, stderr=e)
+    run_kago("start", cid)
+    want = "ignoring unknown or unavailable capabilities: [CAP_FLY CAP_SWIM CAP_RUN]"
+    records = [json.loads(ln) for ln in log.read_text().splitlines()]
+    assert [(r["level"], r["msg"]) for r in records] == [("warning", want)]
+    # exec: the same warning for --cap, on kago's stderr; the process runs
+    x = run_kago("exec", "--cap", "CAP_NOPE", cid, "sh", "-c", SHOW)
+    assert 'level=warning msg="ignoring unknown or unavailable capabilities: [' in x.stderr
+    assert "CAP_NOPE" in x.stderr and "CapBnd" in x.stdout
+    run_kago("delete", "--force", cid)
+    assert "CapBnd" in out.read_text()
+    assert err.read_text() == ""
+
+
 def test_no_capabilities_object_keeps_the_full_set(bundle, run_kago, cid):
     def drop(c):
         del c["process"]["capabilities"]

@@ -20,6 +20,14 @@ def test_to_mask_and_unknown_names_warn():
     assert warned and "CAP_BOGUS" in warned[0]
 
 
+def test_unknown_lists_unknown_and_unavailable_once(monkeypatch):
+    monkeypatch.setattr(caps, "last_cap", lambda: 37)          # a kernel without CAP_PERFMON
+    spec = {"bounding": ["CAP_KILL", "CAP_FLY", "perfmon"], "effective": ["CAP_FLY"],
+            "ambient": ["CAP_BPF", "kill"]}
+    assert caps.unknown(spec) == ["CAP_FLY", "perfmon", "CAP_BPF"]
+    assert caps.unknown(None) == [] and caps.unknown({"bounding": ["CAP_CHOWN"]}) == []
+
+
 def test_caps_absent_means_untouched():
     c = caps.Caps(None)
     assert not c.present
