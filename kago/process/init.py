@@ -175,10 +175,10 @@ def _console(ctx, proc):
 
 
 def _warn(msg):
-    try:
-        os.write(2, f"kago: warning: {msg}\n".encode())
-    except OSError:
-        pass
+    """A warning from init (before pivot_root: it may import kago.log) goes to
+    kago's log, as main's do: the --log file an engine reads, or stderr."""
+    from kago import log
+    log.warning(msg)
 
 
 def check_spec(spec, types):

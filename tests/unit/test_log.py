@@ -207,3 +207,17 @@ def test_import_is_cheap():
                          check=True).stdout.split()
     for heavy in ("json", "re", "logging", "datetime", "typing", "os"):
         assert heavy not in out, heavy
+
+
+def test_init_warnings_go_to_the_log(tmp_path, capfd):
+    # init's warnings (seccomp: an architecture libseccomp lacks) are records
+    # in kago's log, never bare text on the container's own stderr
+    from kago.process import init
+    p = tmp_path / "log.json"
+    log.configure(str(p), "json")
+    init._warn("seccomp: architecture sh not supported by libseccomp, ignored")
+    (line,) = lines(p)
+    rec = json.loads(line)
+    assert (rec["level"], rec["msg"]) == (
+        "warning", "seccomp: architecture sh not supported by libseccomp, ignored")
+    assert capfd.readouterr().err == ""
