@@ -115,11 +115,15 @@ class Container:
         return s
 
     def oci_state(self, status=None) -> dict:
-        """The state given to hooks (spec's state schema)."""
+        """The state given to hooks (spec's state schema); no ``pid`` once stopped."""
         status = status or self.status
         d = self._data
         s = {"ociVersion": d["ociVersion"], "id": self.id, "status": status,
              "pid": d["pid"], "bundle": d["bundle"]}
+        if status == "stopped":
+            # as runc (pid 0, omitted): a stopped container's pid may belong to
+            # another process by now; a poststop hook must not act on it
+            del s["pid"]
         if d.get("annotations"):
             s["annotations"] = d["annotations"]
         return s

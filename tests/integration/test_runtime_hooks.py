@@ -133,7 +133,7 @@ def test_all_six_hooks_order_state_namespaces(hooked, run_kago, cid, wait_until)
         if kind != "poststop":  # pid is optional once stopped
             assert st["pid"] == pid, (kind, st)
         else:
-            assert st.get("pid") in (None, 0, pid), st
+            assert "pid" not in st, st        # as runc: it may be another process's now
     # where each ran: the runtime's namespaces, or the container's
     for kind in ("prestart", "createRuntime", "poststart", "poststop"):
         assert by[kind]["mnt"] == host["mnt"], kind
