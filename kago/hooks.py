@@ -11,17 +11,18 @@ KINDS = ("prestart", "createRuntime", "createContainer", "startContainer",
          "poststart", "poststop")
 
 
-def run_hooks(kind: str, hooks, state: dict):
-    """Run ``hooks`` (the spec's list for ``kind``) in order; the first failure
-    raises :class:`HookError` naming the hook and why."""
+def run_hooks(kind: str, hooks, state: dict, cwd: str | None = None):
+    """Run ``hooks`` (the spec's list for ``kind``) in order, each in ``cwd``
+    (None: ours); the first failure raises :class:`HookError` naming the hook
+    and why."""
     if not hooks:
         return
     data = json.dumps(state).encode()
     for h in hooks:
-        run_one(kind, h, data)
+        run_one(kind, h, data, cwd)
 
 
-def run_one(kind: str, hook: dict, data: bytes):
+def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
     import select
     path = hook["path"]
     args = hook.get("args") or [path]
@@ -40,6 +41,8 @@ def run_one(kind: str, hook: dict, data: bytes):
             # (runc passes its own stdio; engines read the runtime's stdout)
             os.dup2(2, 1)
             os.set_inheritable(ew, False)
+            if cwd is not None:
+                os.chdir(cwd)
             os.execve(path, args, envd)
         except OSError as e:
             try:

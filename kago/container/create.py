@@ -9,7 +9,7 @@ from kago.errors import ContainerExists, SpecError
 
 def _run_hooks(kind, hooks, state):
     from kago.hooks import run_hooks   # only when a bundle has hooks
-    run_hooks(kind, hooks, state)
+    run_hooks(kind, hooks, state, cwd=state["bundle"])   # runc runs them in the bundle
 
 
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,

@@ -30,7 +30,8 @@ def start(c):
         from kago.errors import KagoError
         from kago.hooks import run_hooks
         try:
-            run_hooks("poststart", hooks, c.oci_state("running"))
+            st = c.oci_state("running")
+            run_hooks("poststart", hooks, st, cwd=st["bundle"])   # runc's cwd
         except KagoError as e:
             from kago import log
             log.warning(f"poststart hook failed: {e}")

@@ -62,8 +62,9 @@ def _setup(ctx, ch):
         ch.request_hooks()
     if hooks.get("createContainer"):
         from kago.hooks import run_hooks
+        # in the container's namespaces, before pivot_root, in the rootfs (as runc)
         run_hooks("createContainer", hooks["createContainer"],
-                  ctx.oci_state("creating", host_pid))
+                  ctx.oci_state("creating", host_pid), cwd=ctx.rootfs)
     # exec.fifo: main's O_PATH fd, reopened for writing through /proc after pivot
     fifo = ctx.fifo_fd
     # nothing can be imported from the host after pivot_root: import now

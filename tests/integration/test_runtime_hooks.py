@@ -15,8 +15,9 @@ import pytest
 
 HOOK = r"""#!/bin/sh
 state=$(cat)
-printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(readlink /proc/self/ns/mnt)" \
-    "$(readlink /proc/self/ns/net)" "$(readlink /proc/self/ns/pid)" "$HOOKVAR" "$state" >> "$2"
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(readlink /proc/self/ns/mnt)" \
+    "$(readlink /proc/self/ns/net)" "$(readlink /proc/self/ns/pid)" "$HOOKVAR" "$(pwd)" \
+    "$state" >> "$2"
 """
 
 HOST_KINDS = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
@@ -36,8 +37,8 @@ def read_log(path) -> list[dict]:
         return []
     out = []
     for line in text.splitlines():
-        name, mnt, net, pid, var, state = line.split("\t")
-        out.append({"name": name, "mnt": mnt, "net": net, "pid": pid, "var": var,
+        name, mnt, net, pid, var, cwd, state = line.split("\t")
+        out.append({"name": name, "mnt": mnt, "net": net, "pid": pid, "var": var, "cwd": cwd,
                     "state": json.loads(state)})
     return out
 
@@ -134,6 +135,12 @@ def test_all_six_hooks_order_state_namespaces(hooked, run_kago, cid, wait_until)
             assert st["pid"] == pid, (kind, st)
         else:
             assert "pid" not in st, st        # as runc: it may be another process's now
+    # the working directory, as runc: the bundle, its rootfs for createContainer
+    # (before pivot_root), the container's cwd for startContainer, the caller's
+    # for poststop
+    assert {k: by[k]["cwd"] for k in ALL_KINDS} == {
+        "prestart": str(b), "createRuntime": str(b), "createContainer": f"{b}/rootfs",
+        "startContainer": "/", "poststart": str(b), "poststop": os.getcwd()}
     # where each ran: the runtime's namespaces, or the container's
     for kind in ("prestart", "createRuntime", "poststart", "poststop"):
         assert by[kind]["mnt"] == host["mnt"], kind
