@@ -73,7 +73,8 @@ def _build(inv, detach):
                                    systemd_cgroup=inv.globals["systemd_cgroup"])
     return builder.as_init(bundle, pid_file=pid_file, console_socket=console_socket,
                            no_pivot=o["no_pivot"], no_new_keyring=o["no_new_keyring"],
-                           preserve_fds=o["preserve_fds"], detach=detach).build()
+                           preserve_fds=o["preserve_fds"], detach=detach,
+                           notify_socket=os.getenv("NOTIFY_SOCKET")).build()
 
 
 def cmd_create(inv):
@@ -101,10 +102,16 @@ def cmd_run(inv):
         if mask is not None:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         raise
+    from kago import _os as os
+    notify_socket = os.getenv("NOTIFY_SOCKET")
+    forwarder = 0
     try:
-        c.start()
+        nsock = c._start(notify_socket, notify_later=not o["detach"])   # -d: READY first
         if o["detach"]:
             return 0
+        if nsock is not None:
+            from kago import notify
+            forwarder = notify.forward_in_child(nsock, notify_socket, c._data["pid"])
         status = c.wait()
     except BaseException:
         if mask is not None:
@@ -112,6 +119,13 @@ def cmd_run(inv):
         if not o["keep"]:
             _destroy(c)
         raise
+    finally:
+        if forwarder:
+            try:
+                os.kill(forwarder, 9)
+            except ProcessLookupError:
+                pass
+            os.waitpid(forwarder, 0)
     if not o["keep"]:
         _destroy(c)
     return status
@@ -129,7 +143,8 @@ def _destroy(c):
 # --- the verbs on an existing container ---------------------------------
 
 def cmd_start(inv):
-    lib.Container.load(inv.root, inv.args[0]).start()
+    from kago import _os as os
+    lib.Container.load(inv.root, inv.args[0]).start(os.getenv("NOTIFY_SOCKET"))
     return 0
 
 

@@ -18,17 +18,21 @@ class ContainerBuilder:
 
     def as_init(self, bundle: str, *, pid_file=None, console_socket=None,
                 no_pivot=False, no_new_keyring=False, preserve_fds=0,
-                detach=True) -> "InitBuilder":
+                detach=True, notify_socket=None) -> "InitBuilder":
         """A new container from the OCI bundle at ``bundle``.
 
         ``detach=False`` makes this process the container's reaper
         (PR_SET_CHILD_SUBREAPER, which stays set after a successful build, as
         for ``kago run``) so that :meth:`Container.wait` can collect its exit
-        status; ``wait`` reaps only the container's init."""
+        status; ``wait`` reaps only the container's init.
+
+        ``notify_socket`` (what ``NOTIFY_SOCKET`` is for the command) gives the
+        container an sd_notify socket of its own; :meth:`Container.start` with
+        the same value passes its ``READY=`` on (see :mod:`kago.notify`)."""
         return InitBuilder(self, bundle, pid_file=pid_file,
                            console_socket=console_socket, no_pivot=no_pivot,
                            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
-                           detach=detach)
+                           detach=detach, notify_socket=notify_socket)
 
 
 class InitBuilder:

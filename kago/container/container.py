@@ -129,10 +129,17 @@ class Container:
         return s
 
     # ---- verbs ---------------------------------------------------------------
-    def start(self):
-        """Start a created container: runs ``process.args``."""
+    def start(self, notify_socket=None):
+        """Start a created container: runs ``process.args``.
+
+        With ``notify_socket`` (and a container built with one), returns once
+        the container has sent ``READY=`` (passed on to that socket) or died."""
         from kago.container.start import start
-        start(self)
+        start(self, notify_socket)
+
+    def _start(self, notify_socket=None, notify_later=False):
+        from kago.container.start import start
+        return start(self, notify_socket, notify_later)
 
     def kill(self, signal="SIGTERM", all: bool = False):
         """Send ``signal`` (name, number or numeric string) to init, or with

@@ -13,7 +13,8 @@ def _run_hooks(kind, hooks, state):
 
 
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, detach=True, systemd_cgroup=False):
+           no_new_keyring=False, preserve_fds=0, detach=True, systemd_cgroup=False,
+           notify_socket=None):
     from kago import spec as _spec
     from kago.container.container import Container
     from kago.process.init import check_spec
@@ -50,6 +51,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     lock = _st.Lock(state_dir)
     lock.__enter__()
     try:
+        if notify_socket:
+            from kago import notify
+            notify.setup_spec(spec, state_dir)
         os.mkfifo(os.path.join(state_dir, _st.FIFO), 0o622)
         # 0622 whatever the umask: init may write it as another uid (user ns)
         os.chmod(os.path.join(state_dir, _st.FIFO), 0o622)

@@ -6,18 +6,46 @@ from kago import _os as os   # not os: see kago/_os.py
 from kago.container import state as _st
 
 
-def start(c):
+def start(c, notify_socket=None, notify_later=False):
+    """Release init.  With ``notify_socket``, forward its sd_notify READY
+    (kago.notify) before returning - or, with ``notify_later``, return the
+    bound socket for the caller to forward (``run`` in the foreground)."""
+    nsock = None
     with _st.Lock(c.state_dir):
         status = c.status
         if status != "created":
             from kago.errors import InvalidState
             raise InvalidState(c.id, status, "created")
+        if notify_socket:
+            from kago import notify
+            nsock = notify.bind(c.state_dir)   # before init can exec
         fifo = os.path.join(c.state_dir, _st.FIFO)
-        data = _read_fifo(fifo, c._data["pid"])
+        try:
+            data = _read_fifo(fifo, c._data["pid"])
+        except BaseException:
+            if nsock is not None:
+                nsock.close()
+            raise
         try:
             os.unlink(fifo)
         except FileNotFoundError:
             pass
+    try:
+        _started(c, data)
+    except BaseException:
+        if nsock is not None:
+            nsock.close()
+        raise
+    if nsock is None or notify_later:
+        return nsock
+    try:
+        notify.forward(nsock, notify_socket, c._data["pid"])
+    finally:
+        nsock.close()
+    return None
+
+
+def _started(c, data):
     if data != b"0":
         from kago.errors import KagoError, from_wire
         body = data[1:] if data.startswith(b"0") else data
