@@ -41,6 +41,11 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     if console_socket and not terminal:
         raise SpecError("process.terminal",
                         "cannot use console socket if process.terminal is false")
+    # the children's modules, imported before the first cgroup operation: the
+    # attach pre-warm's grace period (kago.cgroups.fs) runs meanwhile, and
+    # cgroup mkdir waits for what is left of it (both take cgroup_mutex)
+    from kago.process.main import preload
+    preload(spec, connect=False)
     os.makedirs(root, 0o711, exist_ok=True)
     state_dir = os.path.join(root, cid)
     try:
@@ -78,6 +83,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                       no_new_keyring=no_new_keyring, keep_fds=keep,
                       extra_env=extra_env, console_socket=console_socket,
                       created=created)
+        ctx.preloaded = True
         ctx.close_fds.append(lock.fd)
         relay_sock = None
         if terminal:

@@ -29,6 +29,7 @@ class Context:
         self.userns = any(n["type"] == "user" for n in self.namespaces)
         self.new_cgroupns = "cgroup" in self.new_namespaces
         self.host_pid = 0
+        self.preloaded = False     # create() ran preload(spec, connect=False)
         self.close_fds = []
         self.console_fd = -1
 
@@ -41,10 +42,11 @@ class Context:
         return s
 
 
-def preload(spec):
+def preload(spec, connect=True):
     """Import in main everything the children will need: after unshare(user)
     they may not be able to read the host's modules (e.g. under a 0700 /root),
-    and after pivot_root they can't see them at all."""
+    and after pivot_root they can't see them at all.  ``connect``: also connect
+    to a seccomp notify listener (:func:`preconnect`)."""
     import _socket  # noqa: F401
     import fcntl  # noqa: F401
     import select  # noqa: F401
@@ -71,6 +73,14 @@ def preload(spec):
         from kago.security import seccomp
         seccomp.preload()
         seccomp.lib()
+    if connect:
+        preconnect(spec)
+
+
+def preconnect(spec):
+    """Connect to the seccomp notify listener, if any (just before the fork)."""
+    if (spec.get("linux") or {}).get("seccomp") is not None:
+        from kago.security import seccomp
         seccomp.preconnect(spec["linux"]["seccomp"])
 
 
@@ -90,7 +100,10 @@ def spawn(ctx, run_hooks) -> int:
     # exec.fifo is opened here, O_PATH, and inherited: init may not be able to
     # reach the state dir itself (a 0700 --root seen from a user namespace)
     ctx.fifo_fd = os.open(os.path.join(ctx.state_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
-    preload(ctx.spec)
+    if ctx.preloaded:
+        preconnect(ctx.spec)
+    else:
+        preload(ctx.spec)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
     m_init, init_m = pair(MainToInit, InitToMain, "init", "main")
     from kago.cgroups.fs import prewarm_done
