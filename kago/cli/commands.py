@@ -103,15 +103,12 @@ def cmd_run(inv):
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         raise
     from kago import _os as os
-    notify_socket = os.getenv("NOTIFY_SOCKET")
-    forwarder = 0
     try:
-        nsock = c._start(notify_socket, notify_later=not o["detach"])   # -d: READY first
+        # -d returns once an sd_notify READY was passed on; in the foreground
+        # it is passed on while we wait
+        c.start(os.getenv("NOTIFY_SOCKET"), wait_ready=o["detach"])
         if o["detach"]:
             return 0
-        if nsock is not None:
-            from kago import notify
-            forwarder = notify.forward_in_child(nsock, notify_socket, c._data["pid"])
         status = c.wait()
     except BaseException:
         if mask is not None:
@@ -119,13 +116,6 @@ def cmd_run(inv):
         if not o["keep"]:
             _destroy(c)
         raise
-    finally:
-        if forwarder:
-            try:
-                os.kill(forwarder, 9)
-            except ProcessLookupError:
-                pass
-            os.waitpid(forwarder, 0)
     if not o["keep"]:
         _destroy(c)
     return status

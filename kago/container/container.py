@@ -20,6 +20,7 @@ class Container:
         self._cfg = None
         self._child = False  # True when this process is init's (sub)reaper
         self._pty_master = None  # run -t without a console socket: we relay
+        self._notify_child = 0   # start(wait_ready=False): the READY forwarder
 
     # ---- loading -----------------------------------------------------------
     @classmethod
@@ -129,17 +130,15 @@ class Container:
         return s
 
     # ---- verbs ---------------------------------------------------------------
-    def start(self, notify_socket=None):
+    def start(self, notify_socket=None, wait_ready=True):
         """Start a created container: runs ``process.args``.
 
         With ``notify_socket`` (and a container built with one), returns once
-        the container has sent ``READY=`` (passed on to that socket) or died."""
+        the container has sent ``READY=`` (passed on to that socket) or died;
+        with ``wait_ready=False`` at once, a child process passing it on while
+        :meth:`wait` waits (``kago run`` in the foreground)."""
         from kago.container.start import start
-        start(self, notify_socket)
-
-    def _start(self, notify_socket=None, notify_later=False):
-        from kago.container.start import start
-        return start(self, notify_socket, notify_later)
+        start(self, notify_socket, wait_ready)
 
     def kill(self, signal="SIGTERM", all: bool = False):
         """Send ``signal`` (name, number or numeric string) to init, or with
@@ -156,7 +155,16 @@ class Container:
         """``run`` only (this process is init's reaper): wait for the container
         to exit, forwarding signals; returns the exit status as a shell does."""
         from kago.container.run import wait
-        return wait(self)
+        try:
+            return wait(self)
+        finally:
+            if self._notify_child:      # start(wait_ready=False)'s forwarder
+                try:
+                    os.kill(self._notify_child, 9)
+                except ProcessLookupError:
+                    pass
+                os.waitpid(self._notify_child, 0)
+                self._notify_child = 0
 
     def exec(self, process: dict, *, detach: bool = False, pid_file=None,
              console_socket=None, preserve_fds: int = 0, cgroup=None,

@@ -6,10 +6,10 @@ from kago import _os as os   # not os: see kago/_os.py
 from kago.container import state as _st
 
 
-def start(c, notify_socket=None, notify_later=False):
+def start(c, notify_socket=None, wait_ready=True):
     """Release init.  With ``notify_socket``, forward its sd_notify READY
-    (kago.notify) before returning - or, with ``notify_later``, return the
-    bound socket for the caller to forward (``run`` in the foreground)."""
+    (kago.notify) before returning - or, without ``wait_ready``, from a child
+    process that :meth:`Container.wait` ends (``run`` in the foreground)."""
     nsock = None
     with _st.Lock(c.state_dir):
         status = c.status
@@ -36,13 +36,15 @@ def start(c, notify_socket=None, notify_later=False):
         if nsock is not None:
             nsock.close()
         raise
-    if nsock is None or notify_later:
-        return nsock
+    if nsock is None:
+        return
+    if not wait_ready:
+        c._notify_child = notify.forward_in_child(nsock, notify_socket, c._data["pid"])
+        return
     try:
         notify.forward(nsock, notify_socket, c._data["pid"])
     finally:
         nsock.close()
-    return None
 
 
 def _started(c, data):

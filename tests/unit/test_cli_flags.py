@@ -350,8 +350,8 @@ class FakeContainer:
         if name in self.fail:
             raise self.fail[name]
 
-    def start(self):
-        self._verb("start")
+    def start(self, notify_socket=None, wait_ready=True):
+        self._verb("start", *(() if notify_socket is None else (notify_socket, wait_ready)))
         if self.status != "created":
             raise InvalidState(self.id, self.status, "created")
         self.status = "running"
@@ -400,6 +400,7 @@ def fake(monkeypatch):
     FakeContainer.calls = []
     FakeBuilder.made = []
     FakeBuilder.fail = None
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     specs = []
     lib = commands.Library(Container=FakeContainer, ContainerBuilder=FakeBuilder,
                            write_default_spec=lambda bundle, rootless: specs.append(
@@ -529,7 +530,22 @@ def test_create_passes_absolute_paths(fake, kago, tmp_path, monkeypatch):
     assert b.opts == {"pid_file": str(tmp_path / "p.pid"),
                       "console_socket": str(tmp_path / "bun" / "tty.sock"),
                       "no_pivot": True, "no_new_keyring": False, "preserve_fds": 2,
-                      "detach": True}
+                      "detach": True, "notify_socket": None}
+
+
+def test_notify_socket_is_passed_on(fake, kago, tmp_path, monkeypatch):
+    # runc's NOTIFY_SOCKET: create sets the container up; start, and run -d,
+    # wait for READY; run in the foreground passes it on while it waits
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    assert kago("create", "c1") == (0, "", "")
+    assert FakeBuilder.made[-1].opts["notify_socket"] == "/run/systemd/notify"
+    assert kago("start", "c1") == (0, "", "")
+    assert FakeContainer.calls[-1] == ("start", "c1", "/run/systemd/notify", True)
+    assert kago("run", "-d", "c2")[0] == 0
+    assert ("start", "c2", "/run/systemd/notify", True) in FakeContainer.calls
+    assert kago("run", "c3")[0] == 0
+    assert ("start", "c3", "/run/systemd/notify", False) in FakeContainer.calls
 
 
 def test_create_defaults(fake, kago, tmp_path, monkeypatch):
@@ -587,7 +603,7 @@ def test_run_detached_and_keep(fake, kago):
 def test_run_start_failure_destroys(fake, kago):
     orig_start = FakeContainer.start
 
-    def start(self):
+    def start(self, *args, **kwargs):
         raise KagoError('exec: "/nonexistent": stat /nonexistent: no such file or directory')
     FakeContainer.start = start
     try:
