@@ -283,9 +283,10 @@ def unsupported(what, why):
 # `exec`, paid by the intermediate before it can unshare and fork init (runc
 # pays it too, but while its child is already starting).  For a grace period
 # after a writer is done, the next writer does not wait.  So `create`, `run`
-# and `exec` start, as early as they can, a thread that moves this process
-# into the cgroup it is already in (a no-op the kernel still takes the lock
-# for, after checking our pid is listed there): the grace period passes while
+# and `exec` start, as early as they can, a thread that moves itself into the
+# cgroup this process is in (its tid into `tasks` or cgroup.threads: a no-op
+# the kernel still takes the lock for; our pid was first checked to be listed
+# in that cgroup's cgroup.procs): the grace period passes while
 # main imports and prepares, and the intermediate's own joins then go through
 # at once.  Joined before main forks, so no thread of ours runs at fork time.
 # Anything unexpected (no cgroupfs, our cgroup not found) and it does nothing.
@@ -333,12 +334,16 @@ def prewarm_attach():
     if not path:
         return
     _prewarm_used = True
-    data = str(os.getpid()).encode()
+    d = path.rsplit("/", 1)[0]
+    # the thread moves only itself (its tid into `tasks`, v1, or cgroup.threads):
+    # the same lock and grace period as moving the process, but if something
+    # moves this process meanwhile, the thread's late write can't move it back
+    threads = d + "/tasks" if os.path.exists(d + "/tasks") else d + "/cgroup.threads"
     done.acquire()
 
     def run():
         try:
-            _write_bytes(path, data)     # where we already are
+            _write_bytes(threads, str(_thread.get_native_id()).encode())
         except BaseException:            # never a traceback from this thread
             pass
         finally:

@@ -92,3 +92,31 @@ def test_prewarm_done_never_moves_a_process_back():
     if out.strip() == "skip":
         pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
     assert out.split() == ["True", "True"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="moving a thread in its cgroup needs root")
+def test_the_thread_moves_only_itself():
+    # its write names its own tid, in the threads file beside our cgroup.procs
+    out = _run(
+        "import os\n"
+        "from kago.cgroups import fs as cgroups\n"
+        "if cgroups._own_procs_file() is None:\n"
+        "    print('skip'); raise SystemExit\n"
+        "seen = []\n"
+        "real = cgroups._write_bytes\n"
+        "def rec(path, data):\n"
+        "    import _thread\n"
+        "    seen.append((path, data, _thread.get_native_id()))\n"
+        "    return real(path, data)\n"
+        "cgroups._write_bytes = rec\n"
+        "cgroups.prewarm_attach()\n"
+        "cgroups.prewarm_done()\n"
+        "procs = cgroups._own_procs_file()\n"
+        "(tpath, tdata, tid), (ppath, pdata, _) = seen\n"
+        "print(tpath.rsplit('/', 1)[0] == procs.rsplit('/', 1)[0],\n"
+        "      tpath.rsplit('/', 1)[1] in ('tasks', 'cgroup.threads'),\n"
+        "      tdata == str(tid).encode(), tid != os.getpid(),\n"
+        "      (ppath, pdata) == (procs, str(os.getpid()).encode()))\n")
+    if out.strip() == "skip":
+        pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
+    assert out.split() == ["True"] * 5
