@@ -11,8 +11,7 @@ from kago import _os as os   # not os: see kago/_os.py
 import select
 import time
 
-from kago.cgroups.fs import read, write
-from kago.errors import CgroupError
+from kago.cgroups.fs import _error, read, write
 
 TIMEOUT = 10.0
 
@@ -27,7 +26,7 @@ def v1_freeze(d, timeout=TIMEOUT):
             return
         if time.monotonic() > deadline:
             v1_thaw(d)
-            raise CgroupError(f"freeze {d}: still {state} after {timeout:g}s "
+            raise _error(f"freeze {d}: still {state} after {timeout:g}s "
                               "(a task in an uninterruptible sleep?)", d)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
@@ -39,7 +38,7 @@ def v1_thaw(d):
     deadline = time.monotonic() + TIMEOUT
     while read(d, "freezer.state") != "THAWED":
         if time.monotonic() > deadline:
-            raise CgroupError(f"thaw {d}: still {read(d, 'freezer.state')}", d)
+            raise _error(f"thaw {d}: still {read(d, 'freezer.state')}", d)
         time.sleep(0.001)
 
 
@@ -55,7 +54,7 @@ def v2_set(d, frozen: bool, timeout=TIMEOUT):
     """Write cgroup.freeze and wait on cgroup.events (it is pollable: a change
     wakes POLLPRI) until ``frozen N`` says so."""
     if not os.path.exists(os.path.join(d, "cgroup.freeze")):
-        raise CgroupError(f"{d}/cgroup.freeze does not exist: the kernel has no "
+        raise _error(f"{d}/cgroup.freeze does not exist: the kernel has no "
                           "cgroup v2 freezer (5.2+)", d)
     write(d, "cgroup.freeze", "1" if frozen else "0")
     fd = os.open(os.path.join(d, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
@@ -68,7 +67,7 @@ def v2_set(d, frozen: bool, timeout=TIMEOUT):
             if left <= 0:
                 if frozen:
                     write(d, "cgroup.freeze", "0")
-                raise CgroupError(f"{'freeze' if frozen else 'thaw'} {d}: cgroup.events "
+                raise _error(f"{'freeze' if frozen else 'thaw'} {d}: cgroup.events "
                                   f"not updated after {timeout:g}s", d)
             p.poll(min(left, 0.05) * 1000)
     finally:

@@ -6,7 +6,18 @@ from kago import _os as os   # not os: see kago/_os.py
 import time
 
 from kago.cgroups import CGROUP_ROOT
-from kago.errors import CgroupError
+
+
+def _error(message, path=None):
+    """A :class:`kago.errors.CgroupError`; kago.errors is imported only when
+    one is made (delete, pause and resume never need it otherwise)."""
+    from kago.errors import CgroupError
+    return CgroupError(message, path)
+
+
+def _is_error(e) -> bool:
+    from kago.errors import CgroupError
+    return isinstance(e, CgroupError)
 
 
 class FsManager:
@@ -37,7 +48,7 @@ class FsManager:
         except OSError as e:
             for m in reversed(made):
                 _rmdir(m)
-            raise CgroupError(f"create cgroup {d}: {e.strerror}", d) from None
+            raise _error(f"create cgroup {d}: {e.strerror}", d) from None
         except BaseException:
             for m in reversed(made):
                 _rmdir(m)
@@ -52,7 +63,7 @@ class FsManager:
             try:
                 _write_bytes(os.path.join(d, "cgroup.procs"), data)
             except OSError as e:
-                raise CgroupError(f"join cgroup {d}: {e.strerror}", d) from None
+                raise _error(f"join cgroup {d}: {e.strerror}", d) from None
 
     def pids(self) -> list:
         """Every pid in the container's cgroup and its sub-cgroups (``exec
@@ -106,11 +117,12 @@ class FsManager:
                 try:
                     if self.frozen():
                         self.thaw()
-                except CgroupError:
-                    pass
+                except Exception as e:  # noqa: BLE001 - a CgroupError only
+                    if not _is_error(e):
+                        raise
             wait_fds(fds, max(0.0, deadline - time.monotonic()))
             if time.monotonic() > deadline:
-                raise CgroupError(f"cgroup {self.path} still has processes {pids}",
+                raise _error(f"cgroup {self.path} still has processes {pids}",
                                   self.path)
             if last == pids:        # listed again although they exited: don't spin
                 time.sleep(0.002)
@@ -131,7 +143,7 @@ class FsManager:
                     if err is None:
                         break
                 if time.monotonic() > deadline:
-                    raise CgroupError(f"remove cgroup {d}: {os.strerror(err)}", d)
+                    raise _error(f"remove cgroup {d}: {os.strerror(err)}", d)
                 # busy: wait for what is still in it to exit, or a moment
                 fds = {}
                 if err == 16:   # EBUSY
@@ -243,14 +255,14 @@ def write(d, name, value, what=""):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise CgroupError(f"{_what(what)}{path} does not exist: "
+        raise _error(f"{_what(what)}{path} does not exist: "
                           "not supported by this host's kernel", path) from None
     except OSError as e:
-        raise CgroupError(f"{_what(what)}open {path}: {e.strerror}", path) from None
+        raise _error(f"{_what(what)}open {path}: {e.strerror}", path) from None
     try:
         os.write(fd, data)
     except OSError as e:
-        raise CgroupError(f"{_what(what)}write {value!s} to {path}: {e.strerror}",
+        raise _error(f"{_what(what)}write {value!s} to {path}: {e.strerror}",
                           path) from None
     finally:
         os.close(fd)
@@ -271,7 +283,7 @@ def _what(what):
 
 
 def unsupported(what, why):
-    return CgroupError(f"linux.resources.{what}: {why}", None)
+    return _error(f"linux.resources.{what}: {why}", None)
 
 
 # --- overlapping the first cgroup attach with the work before it ---------------

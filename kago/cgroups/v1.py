@@ -26,8 +26,7 @@ A class whose controller is not mounted here is an error only if requested.
 from kago import _os as os   # not os: see kago/_os.py
 
 from kago.cgroups import _hierarchies
-from kago.cgroups.fs import FsManager, read, read_int, unsupported, write
-from kago.errors import CgroupError
+from kago.cgroups.fs import FsManager, _error, _is_error, read, read_int, unsupported, write
 
 _NOT_CONTROLLERS = {"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode",
                     "nsdelegate", "memory_recursiveprot", "memory_localevents",
@@ -174,7 +173,7 @@ class V1Manager(FsManager):
         if m.get("checkBeforeUpdate") and update and limit > 0:
             usage = read_int(d, "memory.usage_in_bytes")
             if usage >= limit:
-                raise CgroupError(f"linux.resources.memory.limit: {limit} is below the "
+                raise _error(f"linux.resources.memory.limit: {limit} is below the "
                                   f"current usage {usage} ({d}/memory.usage_in_bytes)", d)
         if limit == -1 and swap == 0:
             swap = -1  # unlimited both, as runc
@@ -237,7 +236,9 @@ class V1Manager(FsManager):
         if period:
             try:
                 write(d, "cpu.cfs_period_us", period, "cpu.period")
-            except CgroupError:
+            except Exception as e:  # noqa: BLE001 - a CgroupError only
+                if not _is_error(e):
+                    raise
                 # the old quota may not fit the new period: quota first
                 if not quota:
                     raise
@@ -296,12 +297,16 @@ class V1Manager(FsManager):
             try:
                 v1_freeze(d, timeout=2.0)
                 self.signal_all(9)
-            except CgroupError:
+            except Exception as e:  # noqa: BLE001 - a CgroupError only
+                if not _is_error(e):
+                    raise
                 pass
             finally:
                 try:
                     v1_thaw(d)
-                except CgroupError:
+                except Exception as e:  # noqa: BLE001 - a CgroupError only
+                    if not _is_error(e):
+                        raise
                     pass
         super().kill_all_and_wait(timeout)
 
@@ -380,7 +385,7 @@ def _init_cpuset(mp, d):
             except FileNotFoundError:
                 pass
             except OSError as e:
-                raise CgroupError(f"cpuset {cur}/{name}: {e.strerror}", cur) from None
+                raise _error(f"cpuset {cur}/{name}: {e.strerror}", cur) from None
 
 
 def _rt_runtime(mp, d, runtime):
@@ -395,6 +400,8 @@ def _rt_runtime(mp, d, runtime):
         if read_int(anc, "cpu.rt_runtime_us", -1) < runtime:
             try:
                 write(anc, "cpu.rt_runtime_us", runtime, "cpu.realtimeRuntime")
-            except CgroupError:
+            except Exception as e:  # noqa: BLE001 - a CgroupError only
+                if not _is_error(e):
+                    raise
                 break
     write(d, "cpu.rt_runtime_us", runtime, "cpu.realtimeRuntime")

@@ -157,10 +157,12 @@ def cmd_kill(inv):
 
 def cmd_delete(inv):
     force = inv.opts["force"]
-    from kago.errors import ContainerNotFound
     try:
         c = lib.Container.load(inv.root, inv.args[0])
-    except ContainerNotFound:
+    except Exception as e:      # kago.errors only when something was raised
+        from kago.errors import ContainerNotFound
+        if not isinstance(e, ContainerNotFound):
+            raise
         # a create that was killed may have left a state dir without state.json:
         # runc removes it (with or without --force) so the id can be used again
         from kago import _os as os
@@ -173,9 +175,10 @@ def cmd_delete(inv):
         raise
     try:
         c.delete(force=force)
-    except ContainerNotFound:
-        if force:               # a concurrent delete removed it after we loaded it
-            return 0
+    except Exception as e:
+        from kago.errors import ContainerNotFound
+        if force and isinstance(e, ContainerNotFound):
+            return 0            # a concurrent delete removed it after we loaded it
         raise
     return 0
 

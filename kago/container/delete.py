@@ -3,13 +3,13 @@
 from kago import _os as os   # not os: see kago/_os.py
 
 from kago.container import state as _st
-from kago.errors import KagoError
 
 
 def delete(c, force=False):
     with _st.Lock(c.state_dir):
         status = c.status
         if status in ("running", "paused", "creating") and not force:
+            from kago.errors import KagoError
             raise KagoError(f"cannot delete container {c.id} that is not stopped: {status}")
         cg = c._cgroup()
         pid = c._data.get("pid") or 0
@@ -29,6 +29,7 @@ def delete(c, force=False):
         cg.remove()
         hooks = c.config().get("hooks", {}).get("poststop")
         if hooks:
+            from kago.errors import KagoError
             from kago.hooks import run_hooks
             try:
                 run_hooks("poststop", hooks, c.oci_state("stopped"))

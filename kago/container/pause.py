@@ -5,13 +5,13 @@ where it was once thawed.  ``state`` reports ``paused`` from the freezer
 itself, so nothing else is recorded."""
 
 from kago.container import state as _st
-from kago.errors import InvalidState
 
 
 def pause(c):
     with _st.Lock(c.state_dir):
         status = c.status
         if status not in ("running", "created"):
+            from kago.errors import InvalidState
             raise InvalidState(c.id, status, "running")
         c._cgroup().freeze()
 
@@ -20,5 +20,6 @@ def resume(c):
     with _st.Lock(c.state_dir):
         status = c.status
         if status != "paused":
+            from kago.errors import InvalidState
             raise InvalidState(c.id, status, "paused")
         c._cgroup().thaw()
