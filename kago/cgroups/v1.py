@@ -300,14 +300,12 @@ class V1Manager(FsManager):
             except Exception as e:  # noqa: BLE001 - a CgroupError only
                 if not _is_error(e):
                     raise
-                pass
             finally:
                 try:
                     v1_thaw(d)
                 except Exception as e:  # noqa: BLE001 - a CgroupError only
                     if not _is_error(e):
                         raise
-                    pass
         super().kill_all_and_wait(timeout)
 
     # --- freezer -------------------------------------------------------------
