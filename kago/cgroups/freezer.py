@@ -27,7 +27,7 @@ def v1_freeze(d, timeout=TIMEOUT):
         if time.monotonic() > deadline:
             v1_thaw(d)
             raise _error(f"freeze {d}: still {state} after {timeout:g}s "
-                              "(a task in an uninterruptible sleep?)", d)
+                         "(a task in an uninterruptible sleep?)", d)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
@@ -55,7 +55,7 @@ def v2_set(d, frozen: bool, timeout=TIMEOUT):
     wakes POLLPRI) until ``frozen N`` says so."""
     if not os.path.exists(os.path.join(d, "cgroup.freeze")):
         raise _error(f"{d}/cgroup.freeze does not exist: the kernel has no "
-                          "cgroup v2 freezer (5.2+)", d)
+                     "cgroup v2 freezer (5.2+)", d)
     write(d, "cgroup.freeze", "1" if frozen else "0")
     fd = os.open(os.path.join(d, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -68,7 +68,7 @@ def v2_set(d, frozen: bool, timeout=TIMEOUT):
                 if frozen:
                     write(d, "cgroup.freeze", "0")
                 raise _error(f"{'freeze' if frozen else 'thaw'} {d}: cgroup.events "
-                                  f"not updated after {timeout:g}s", d)
+                             f"not updated after {timeout:g}s", d)
             p.poll(min(left, 0.05) * 1000)
     finally:
         os.close(fd)

@@ -123,7 +123,7 @@ class FsManager:
             wait_fds(fds, max(0.0, deadline - time.monotonic()))
             if time.monotonic() > deadline:
                 raise _error(f"cgroup {self.path} still has processes {pids}",
-                                  self.path)
+                             self.path)
             if last == pids:        # listed again although they exited: don't spin
                 time.sleep(0.002)
             last = pids
@@ -256,14 +256,14 @@ def write(d, name, value, what=""):
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except FileNotFoundError:
         raise _error(f"{_what(what)}{path} does not exist: "
-                          "not supported by this host's kernel", path) from None
+                     "not supported by this host's kernel", path) from None
     except OSError as e:
         raise _error(f"{_what(what)}open {path}: {e.strerror}", path) from None
     try:
         os.write(fd, data)
     except OSError as e:
         raise _error(f"{_what(what)}write {value!s} to {path}: {e.strerror}",
-                          path) from None
+                     path) from None
     finally:
         os.close(fd)
 

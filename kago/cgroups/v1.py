@@ -174,7 +174,7 @@ class V1Manager(FsManager):
             usage = read_int(d, "memory.usage_in_bytes")
             if usage >= limit:
                 raise _error(f"linux.resources.memory.limit: {limit} is below the "
-                                  f"current usage {usage} ({d}/memory.usage_in_bytes)", d)
+                             f"current usage {usage} ({d}/memory.usage_in_bytes)", d)
         if limit == -1 and swap == 0:
             swap = -1  # unlimited both, as runc
         has_memsw = os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes"))
