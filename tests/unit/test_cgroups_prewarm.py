@@ -65,16 +65,24 @@ def test_prewarm_without_a_cgroupfs_does_nothing(tmp_path):
     assert _own_procs_file(root) == expect
 
 
+def _run_in_own_cgroup(code):
+    """_run(code) with ``os``, ``cgroups`` (kago.cgroups.fs) and ``first`` (our
+    cgroup.procs) defined; skips the test on a host where we have none."""
+    out = _run("import os\n"
+               "from kago.cgroups import fs as cgroups\n"
+               "first = cgroups._own_procs_file()\n"
+               "if first is None:\n"
+               "    print('skip'); raise SystemExit\n" + code)
+    if out.strip() == "skip":
+        pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
+    return out
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="moving a process between cgroups needs root")
 def test_prewarm_done_never_moves_a_process_back():
     # a library caller moved to another cgroup after prewarm_attach() must stay
     # there: prewarm_done() looks our cgroup up again instead of reusing the path
-    out = _run(
-        "import os\n"
-        "from kago.cgroups import fs as cgroups\n"
-        "first = cgroups._own_procs_file()\n"
-        "if first is None:\n"
-        "    print('skip'); raise SystemExit\n"
+    out = _run_in_own_cgroup(
         "cgroups.prewarm_attach()\n"
         "base = os.path.dirname(first)\n"
         "d = os.path.join(base, f'kago-prewarm-test-{os.getpid()}')\n"
@@ -89,19 +97,13 @@ def test_prewarm_done_never_moves_a_process_back():
         "    with open(first, 'w') as f:\n"
         "        f.write(str(os.getpid()))\n"
         "    os.rmdir(d)\n")
-    if out.strip() == "skip":
-        pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
     assert out.split() == ["True", "True"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="moving a thread in its cgroup needs root")
 def test_the_thread_moves_only_itself():
     # its write names its own tid, in the threads file beside our cgroup.procs
-    out = _run(
-        "import os\n"
-        "from kago.cgroups import fs as cgroups\n"
-        "if cgroups._own_procs_file() is None:\n"
-        "    print('skip'); raise SystemExit\n"
+    out = _run_in_own_cgroup(
         "seen = []\n"
         "real = cgroups._write_bytes\n"
         "def rec(path, data):\n"
@@ -117,6 +119,4 @@ def test_the_thread_moves_only_itself():
         "      tpath.rsplit('/', 1)[1] in ('tasks', 'cgroup.threads'),\n"
         "      tdata == str(tid).encode(), tid != os.getpid(),\n"
         "      (ppath, pdata) == (procs, str(os.getpid()).encode()))\n")
-    if out.strip() == "skip":
-        pytest.skip("no cgroup.procs of ours under /sys/fs/cgroup on this host")
     assert out.split() == ["True"] * 5
