@@ -130,7 +130,7 @@ def fork_error(exc: OSError, pidns: str | None) -> SyscallError:
     """
     if pidns is None:
         return SyscallError(exc.errno, "fork")
-    detail = "its init has exited" if exc.errno == 12 else ""
+    detail = "its init has exited" if exc.errno == 12 else ""   # ENOMEM
     return SyscallError(exc.errno, "fork into the pid namespace of", pidns, detail)
 
 

@@ -33,6 +33,7 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
     er, ew = os.pipe()
     pid = os.fork()
     if pid == 0:
+        step = "exec"
         try:
             os.close(w)
             os.close(er)
@@ -42,11 +43,13 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
             os.dup2(2, 1)
             os.set_inheritable(ew, False)
             if cwd is not None:
+                step = "chdir"
                 os.chdir(cwd)
+                step = "exec"
             os.execve(path, args, envd)
         except OSError as e:
             try:
-                os.write(ew, f"{e.errno}".encode())
+                os.write(ew, f"{step} {e.errno}".encode())
             finally:
                 os._exit(127)
         os._exit(127)
@@ -59,7 +62,10 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
         err = os.read(er, 64)       # EOF: the hook exec'd (er is close-on-exec)
         if err:
             os.waitpid(pid, 0)
-            raise HookError(kind, path, f"exec failed: {os.strerror(int(err))}")
+            step, _, num = err.decode().partition(" ")
+            why = os.strerror(int(num))
+            raise HookError(kind, path, f"exec failed: {why}" if step == "exec" else
+                            f"chdir to {cwd} failed: {why}")
         pfd = os.pidfd_open(pid)
         # the state goes in without blocking, so a hook that never reads a
         # state bigger than the pipe can't make the timeout miss

@@ -17,8 +17,6 @@ systemd (or podman/conmon with ``--sdnotify=container``) gives the runtime a
 Imported only when ``NOTIFY_SOCKET`` is set.
 """
 
-import sys
-
 import _socket
 
 from kago import _os as os
@@ -26,8 +24,6 @@ from kago import _os as os
 DIR = "notify"
 SOCK = "notify.sock"
 IN_CONTAINER = "/run/notify/" + SOCK
-_SCM_RIGHTS = 1
-_SOL_SOCKET = 1
 BARRIER_TIMEOUT = 30.0
 
 
@@ -82,17 +78,14 @@ def forward(sock, host: str, pid: int) -> bool:
         p.register(sock.fileno(), select.POLLIN)
         p.register(pfd, select.POLLIN)
         while True:
-            ready = None
-            for fd, _ in p.poll():
-                if fd == pfd:
-                    return False        # init is gone: nothing will be ready
-                data = sock.recv(4096)
-                for line in data.split(b"\n"):
-                    if line.startswith(b"READY="):
-                        ready = line
-                        break
-            if ready is not None:
-                break
+            events = dict(p.poll())
+            if sock.fileno() in events:   # (first: a READY sent just before exiting counts)
+                ready = next((line for line in sock.recv(4096).split(b"\n")
+                              if line.startswith(b"READY=")), None)
+                if ready is not None:
+                    break
+            if pfd in events:
+                return False        # init is gone: nothing will be ready
     finally:
         os.close(pfd)
     _notify_host(host, ready, pid)
@@ -136,9 +129,10 @@ def _notify_host(host: str, ready: bytes, pid: int) -> None:
 def _barrier(c) -> None:
     """sd_notify_barrier: systemd closes the pipe once it has read what we sent."""
     import select
+    from kago.process.channel import send_fds
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
-        c.sendmsg([b"BARRIER=1"], [(_SOL_SOCKET, _SCM_RIGHTS, w.to_bytes(4, sys.byteorder, signed=True))])
+        send_fds(c, b"BARRIER=1", [w])
         os.close(w)
         w = -1
         if not select.select([r], [], [], BARRIER_TIMEOUT)[0]:

@@ -11,26 +11,21 @@ def start(c, notify_socket=None, wait_ready=True):
     (kago.notify) before returning - or, without ``wait_ready``, from a child
     process that :meth:`Container.wait` ends (``run`` in the foreground)."""
     nsock = None
-    with _st.Lock(c.state_dir):
-        status = c.status
-        if status != "created":
-            from kago.errors import InvalidState
-            raise InvalidState(c.id, status, "created")
-        if notify_socket:
-            from kago import notify
-            nsock = notify.bind(c.state_dir)   # before init can exec
-        fifo = os.path.join(c.state_dir, _st.FIFO)
-        try:
-            data = _read_fifo(fifo, c._data["pid"])
-        except BaseException:
-            if nsock is not None:
-                nsock.close()
-            raise
-        try:
-            os.unlink(fifo)
-        except FileNotFoundError:
-            pass
     try:
+        with _st.Lock(c.state_dir):
+            status = c.status
+            if status != "created":
+                from kago.errors import InvalidState
+                raise InvalidState(c.id, status, "created")
+            if notify_socket:
+                from kago import notify
+                nsock = notify.bind(c.state_dir)   # before init can exec
+            fifo = os.path.join(c.state_dir, _st.FIFO)
+            data = _read_fifo(fifo, c._data["pid"])
+            try:
+                os.unlink(fifo)
+            except FileNotFoundError:
+                pass
         _started(c, data)
     except BaseException:
         if nsock is not None:

@@ -33,10 +33,16 @@ def last_cap() -> int:
         return max(CAPS.values())
 
 
+def number(name):
+    """The capability's number ("CAP_KILL", "kill", ...), or None if unknown."""
+    n = name.upper()
+    return CAPS.get(n if n.startswith("CAP_") else "CAP_" + n)
+
+
 def to_mask(names, warn=None) -> int:
     mask = 0
     for n in names or ():
-        v = CAPS.get(n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper())
+        v = number(n)
         if v is None:
             if warn:
                 warn(f"unknown capability {n!r} ignored")
@@ -52,7 +58,7 @@ def unknown(spec_caps) -> list:
     out = []
     for s in SETS:
         for n in (spec_caps or {}).get(s) or ():
-            v = CAPS.get(n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper())
+            v = number(n)
             if (v is None or v > last) and n not in out:
                 out.append(n)
     return out
