@@ -14,20 +14,33 @@ KINDS = ("prestart", "createRuntime", "createContainer", "startContainer",
 def run_hooks(kind: str, hooks, state: dict, cwd: str | None = None):
     """Run ``hooks`` (the spec's list for ``kind``) in order, each in ``cwd``
     (None: ours); the first failure raises :class:`HookError` naming the hook
-    and why."""
+    and why.  poststop is the exception (the spec: its failures MUST be
+    logged and the remaining hooks run): each failure is a warning in
+    kago's log and the next hook runs."""
     if not hooks:
         return
     data = json.dumps(state).encode()
     for h in hooks:
-        run_one(kind, h, data, cwd)
+        if kind != "poststop":
+            run_one(kind, h, data, cwd)
+            continue
+        try:
+            run_one(kind, h, data, cwd)
+        except HookError as e:
+            from kago import log
+            log.warning(f"poststop hook failed: {e}")
 
 
 def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
     import select
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = hook.get("env") or []
-    envd = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    env = hook.get("env")
+    if env is None:
+        # no env: kago's own environment, as runc's Go exec with a nil Env
+        envd = os._environb
+    else:
+        envd = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
     timeout = hook.get("timeout")
     r, w = os.pipe()
     er, ew = os.pipe()

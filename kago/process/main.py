@@ -139,9 +139,12 @@ def spawn(ctx, run_hooks) -> int:
             msg, _ = m_init.recv()
             if msg["t"] == "hooks_req":
                 hooks = ctx.spec.get("hooks") or {}
-                st = ctx.oci_state("creating", init_pid)
-                run_hooks("prestart", hooks.get("prestart"), st)
-                run_hooks("createRuntime", hooks.get("createRuntime"), st)
+                # prestart sees "created" (the validation suite, crun);
+                # createRuntime "creating" (runc)
+                run_hooks("prestart", hooks.get("prestart"),
+                          ctx.oci_state("created", init_pid))
+                run_hooks("createRuntime", hooks.get("createRuntime"),
+                          ctx.oci_state("creating", init_pid))
                 m_init.hooks_done()
             else:
                 break

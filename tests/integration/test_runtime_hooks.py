@@ -120,7 +120,7 @@ def test_all_six_hooks_order_state_namespaces(hooked, run_kago, cid, wait_until)
     entries = read_log(log)
     assert [e["name"] for e in entries] == list(ALL_KINDS)
     by = {e["name"]: e for e in entries}
-    want_status = {"prestart": "creating", "createRuntime": "creating",
+    want_status = {"prestart": "created", "createRuntime": "creating",
                    "createContainer": "creating", "startContainer": "created",
                    "poststart": "running", "poststop": "stopped"}
     for kind, e in by.items():
@@ -263,3 +263,44 @@ def test_failing_poststart_and_poststop_only_warn(hooked, run_kago, cid, state_r
     r = run_kago("delete", "--force", cid)
     assert "poststop" in r.stderr, r.stderr
     assert not (state_root / cid).exists()
+
+
+def test_failing_poststop_hook_warns_and_the_next_one_runs(bundle, run_kago, cid, state_root,
+                                                           tmp_path, assert_clean):
+    """spec: a poststop failure MUST be logged and the remaining hooks still run;
+    delete completes."""
+    log = tmp_path / "poststop.log"
+    fail = tmp_path / "fail.sh"
+    fail.write_text(f"#!/bin/sh\necho first >> {log}\nexit 6\n")
+    ok = tmp_path / "ok.sh"
+    ok.write_text(f"#!/bin/sh\necho second >> {log}\n")
+    for f in (fail, ok):
+        f.chmod(0o755)
+    b = bundle(["sleep", "300"], hooks={"poststop": [{"path": str(fail)}, {"path": str(ok)}]})
+    run_kago("create", "--bundle", b, cid)
+    r = run_kago("delete", "--force", cid)
+    assert "poststop" in r.stderr and "exit status 6" in r.stderr, r.stderr
+    assert log.read_text().split() == ["first", "second"]
+    assert not (state_root / cid).exists()
+    assert_clean()
+
+
+def test_hook_without_env_gets_kagos_environment(bundle, run_kago, cid, tmp_path):
+    """No ``env``: the hook inherits kago's environment (runc: Go's exec with a nil
+    Env), so PATH is there; ``env: []`` is an empty environment."""
+    out = {k: tmp_path / f"{k}.env" for k in ("none", "empty")}
+    hooks = {}
+    for k, f in out.items():
+        script = tmp_path / f"{k}.sh"
+        script.write_text(f"#!/bin/sh\nenv > {f}\n")
+        script.chmod(0o755)
+        hooks.setdefault("prestart", []).append(
+            {"path": str(script)} if k == "none" else {"path": str(script), "env": []})
+    b = bundle(["true"], hooks=hooks)
+    env = dict(os.environ, KAGO_HOOK_TEST="inherited")
+    run_kago("create", "--bundle", b, cid, env=env)
+    run_kago("delete", "--force", cid)
+    inherited = out["none"].read_text().splitlines()
+    assert "KAGO_HOOK_TEST=inherited" in inherited, inherited
+    assert any(line.startswith("PATH=") for line in inherited), inherited
+    assert "KAGO_HOOK_TEST=inherited" not in out["empty"].read_text()
