@@ -144,7 +144,9 @@ def _fix_stdio(uid, gid):
         if st.st_uid == uid or st.st_rdev == null:
             continue
         try:
-            os.fchown(fd, uid, gid)
+            # the uid only, as runc: the group stays the one devpts gave the
+            # pty (tty, with the usual gid=5 mount option)
+            os.fchown(fd, uid, -1)
         except OSError:
             pass
 

@@ -596,3 +596,47 @@ def test_relay_under_tmux(bundle, run_kago, cid, kago_bin, state_root, tmux, tmp
 
 def ps_json_of(run_kago, cid) -> list:
     return json.loads(run_kago("ps", "-f", "json", cid).stdout)
+
+
+def test_console_pty_belongs_to_the_user_and_group_tty(bundle, run_kago, cid, console,
+                                                      kago_bin, state_root, tmp_path,
+                                                      wait_until, assert_clean):
+    """The pty is process.user.uid's, its group the devpts mount's gid=5 (tty),
+    as runc leaves it: for the first process and for exec -t alike; seen from
+    inside (stat of the tty) and from the host (through init's root)."""
+    probe = "echo owner=$(stat -L -c %u:%g $(tty)); echo ready; read line"
+    b = bundle(probe, process={"terminal": True, "user": {"uid": 1000, "gid": 1000}})
+    s = console()
+    run_kago("create", "--bundle", b, "--console-socket", s.path, cid)
+    _, fd = s.receive()
+    init = state(run_kago, cid)["pid"]
+    n = check_master(fd, init)
+    run_kago("start", cid)
+    m = Master(fd)
+    text = m.read_until("ready")
+    assert lines_with(text, "owner=") == ["1000:5"], text
+    host = os.stat(f"/proc/{init}/root/dev/pts/{n}")
+    assert (host.st_uid, host.st_gid) == (1000, 5)
+
+    proc = {"terminal": True, "args": ["sh", "-c", probe], "cwd": "/",
+            "env": ["PATH=/usr/bin:/bin"], "user": {"uid": 1001, "gid": 1001}}
+    pf = tmp_path / "process.json"
+    pf.write_text(json.dumps(proc))
+    s2 = console()
+    p = spawn_kago(kago_bin, state_root, "exec", "-p", pf, "--console-socket", s2.path, cid)
+    try:
+        _, fd2 = s2.receive()
+        n2 = check_master(fd2, init)
+        m2 = Master(fd2)
+        text = m2.read_until("ready")
+        assert lines_with(text, "owner=") == ["1001:5"], text
+        host = os.stat(f"/proc/{init}/root/dev/pts/{n2}")
+        assert (host.st_uid, host.st_gid) == (1001, 5)
+        m2.write("done\n")
+    finally:
+        finish(p)
+    m.write("done\n")
+    m.read_to_eof()
+    wait_until(lambda: state(run_kago, cid)["status"] == "stopped", what="container to stop")
+    run_kago("delete", cid)
+    assert_clean()
