@@ -90,12 +90,16 @@ class SyscallError(KagoError, OSError):
 
 
 class HookError(KagoError):
-    def __init__(self, kind: str, path: str, reason: str):
-        super().__init__(f"{kind} hook {path}: {reason}", kind=kind, hook=path,
-                         reason=reason)
+    """A hook failed: runc's words (``error running createRuntime hook #1:``,
+    ``index`` counts from 0 within its kind), then the hook's path and why."""
+
+    def __init__(self, kind: str, path: str, reason: str, index: int = 0):
+        super().__init__(f"error running {kind} hook #{index}: {path}: {reason}",
+                         kind=kind, hook=path, reason=reason, index=index)
 
     def _fields(self):
-        return {"kind": self.kind, "path": self.hook, "reason": self.reason}
+        return {"kind": self.kind, "path": self.hook, "reason": self.reason,
+                "index": self.index}
 
 
 class CgroupError(KagoError):

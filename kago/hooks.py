@@ -20,18 +20,18 @@ def run_hooks(kind: str, hooks, state: dict, cwd: str | None = None):
     if not hooks:
         return
     data = json.dumps(state).encode()
-    for h in hooks:
+    for i, h in enumerate(hooks):
         if kind != "poststop":
-            run_one(kind, h, data, cwd)
+            run_one(kind, h, data, cwd, i)
             continue
         try:
-            run_one(kind, h, data, cwd)
+            run_one(kind, h, data, cwd, i)
         except HookError as e:
             from kago import log
             log.warning(f"poststop hook failed: {e}")
 
 
-def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
+def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None, index: int = 0):
     import select
     path = hook["path"]
     args = hook.get("args") or [path]
@@ -78,7 +78,7 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
             step, _, num = err.decode().partition(" ")
             why = os.strerror(int(num))
             raise HookError(kind, path, f"exec failed: {why}" if step == "exec" else
-                            f"chdir to {cwd} failed: {why}")
+                            f"chdir to {cwd} failed: {why}", index)
         pfd = os.pidfd_open(pid)
         # the state goes in without blocking, so a hook that never reads a
         # state bigger than the pipe can't make the timeout miss
@@ -105,7 +105,7 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
         if not ready:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            raise HookError(kind, path, f"timed out after {timeout}s")
+            raise HookError(kind, path, f"timed out after {timeout}s", index)
         _, status = os.waitpid(pid, 0)
     finally:
         if w >= 0:
@@ -114,7 +114,7 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None):
             os.close(pfd)
         os.close(er)
     if os.WIFSIGNALED(status):
-        raise HookError(kind, path, f"killed by signal {os.WTERMSIG(status)}")
+        raise HookError(kind, path, f"killed by signal {os.WTERMSIG(status)}", index)
     code = os.WEXITSTATUS(status)
     if code != 0:
-        raise HookError(kind, path, f"exit status {code}")
+        raise HookError(kind, path, f"exit status {code}", index)

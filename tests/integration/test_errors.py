@@ -66,15 +66,15 @@ CONFIG_CASES = [
      dict(edit=lambda c: c["linux"]["namespaces"][1].update(path="/nonexistent-ns")),
      "config.json: linux.namespaces[1].path: open /nonexistent-ns: No such file or directory"),
     ("prestart-hook-fails", ["true"], dict(hooks={"prestart": [{"path": "/bin/false"}]}),
-     "prestart hook /bin/false: exit status 1"),
+     "error running prestart hook #0: /bin/false: exit status 1"),
     ("createRuntime-hook-fails", ["true"],
      dict(hooks={"createRuntime": [{"path": "/bin/true"}, {"path": "/bin/false"}]}),
-     "createRuntime hook /bin/false: exit status 1"),
+     "error running createRuntime hook #1: /bin/false: exit status 1"),
     ("createContainer-hook-fails", ["true"],
      dict(hooks={"createContainer": [{"path": "/bin/false"}]}),
-     "createContainer hook /bin/false: exit status 1"),
+     "error running createContainer hook #0: /bin/false: exit status 1"),
     ("hook-not-found", ["true"], dict(hooks={"prestart": [{"path": "/nonexistent-hook"}]}),
-     "prestart hook /nonexistent-hook: exec failed: No such file or directory"),
+     "error running prestart hook #0: /nonexistent-hook: exec failed: No such file or directory"),
     ("missing-executable", ["nope"], {},
      'exec: "nope": executable file not found in $PATH'),
     ("terminal-without-console-socket", ["true"], dict(process={"terminal": True}),
@@ -234,7 +234,7 @@ def test_failed_start_leaves_container_stopped_not_leaked(run_kago, bundle, cid,
     b = bundle(["true"], hooks={"startContainer": [{"path": "/bin/false"}]})
     run_kago("create", "-b", b, cid)
     msg = failure(run_kago, tmp_path, "start", cid)
-    assert msg == "startContainer hook /bin/false: exit status 1"
+    assert msg == "error running startContainer hook #0: /bin/false: exit status 1"
     assert json.loads(run_kago("state", cid).stdout)["status"] == "stopped"
     run_kago("delete", cid)
     no_state(state_root)
@@ -249,7 +249,7 @@ def test_run_failed_start_cleans_up(run_kago, bundle, cid, state_root, tmp_path,
     and leaves it behind)."""
     b = bundle(["true"], hooks={"startContainer": [{"path": "/bin/false"}]})
     msg = failure(run_kago, tmp_path, "run", *(["-d"] if detach else []), "-b", b, cid)
-    assert msg == "kago run failed: startContainer hook /bin/false: exit status 1"
+    assert msg == "kago run failed: error running startContainer hook #0: /bin/false: exit status 1"
     no_state(state_root)
     assert_clean()
 

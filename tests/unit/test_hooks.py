@@ -19,7 +19,7 @@ def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(HookError) as e:
         run_hooks("poststart", [{"path": "/bin/true"}], {"id": "c1"}, cwd=str(gone))
     assert str(e.value) == \
-        f"poststart hook /bin/true: chdir to {gone} failed: No such file or directory"
+        f"error running poststart hook #0: /bin/true: chdir to {gone} failed: No such file or directory"
     with pytest.raises(HookError) as e:      # and a missing hook is still an exec failure
         run_hooks("poststart", [{"path": str(gone)}], {"id": "c1"}, cwd=str(tmp_path))
-    assert str(e.value) == f"poststart hook {gone}: exec failed: No such file or directory"
+    assert str(e.value) == f"error running poststart hook #0: {gone}: exec failed: No such file or directory"
