@@ -7,7 +7,8 @@ SetExecLabel does); the kernel applies it at the next execve.  SELinux counts
 as enabled when selinuxfs is mounted (``/sys/fs/selinux/enforce`` exists) and
 the task's ``attr/current`` is not ``kernel`` - go-selinux's check.  A label
 asked for on a host without SELinux is an error, as in runc ("selinux label
-is specified in config, but selinux is disabled or not supported").
+is specified in config, but selinux is disabled or not supported"); a mount
+label there is ignored, as crun and go-selinux do.
 
 ``SYS`` and ``PROC`` are module attributes so tests can point them at a fake
 tree; :func:`enabled` caches its answer (call it before pivot_root).
@@ -68,9 +69,16 @@ def set_exec_label(label: str, where: str = "process.selinuxLabel"):
 
 def mount_data(data: str, label: str, fstype: str = "") -> str:
     """``data`` with ``context="<label>"`` added (runc's label.FormatMountLabel).
-    No label: ``data`` unchanged.  A label without SELinux: an error."""
+    No label, or a host without SELinux: ``data`` unchanged - as crun and
+    go-selinux (whose FormatMountLabel adds nothing when SELinux is off) do,
+    with a debug line (engines send a mountLabel whatever the host)."""
     if not label:
         return data
-    _check(label, "linux.mountLabel")
+    if not enabled():
+        import sys
+        log = sys.modules.get("kago.log")   # loaded when --debug asked for it;
+        if log is not None:                 # init may not import it now
+            log.debug(f"linux.mountLabel {label!r} ignored: SELinux is not enabled")
+        return data
     ctx = f'context="{label}"'
     return f"{data},{ctx}" if data else ctx
