@@ -17,7 +17,7 @@ hugepageLimits    hugetlb.<size>.limit_in_bytes
 network           net_cls.classid, net_prio.ifpriomap
 rdma              rdma.max
 devices           devices.deny / devices.allow (:mod:`.devices`)
-unified           an error: needs cgroup v2
+unified           an error (runc: "invalid configuration: cannot use unified on cgroup v1")
 ================  ==========================================================
 
 A class whose controller is not mounted here is an error only if requested.
@@ -141,7 +141,7 @@ class V1Manager(FsManager):
                 write(self._dir("rdma", f"rdma.{dev}"), "rdma.max",
                       f"{dev} {' '.join(parts)}", f"rdma.{dev}")
         if r.get("unified"):
-            raise unsupported("unified", "needs cgroup v2, this host uses cgroup v1")
+            raise unsupported("unified", "invalid configuration: cannot use unified on cgroup v1")
 
     def _hugetlb(self, what):
         """(directory, file pattern): the v1 hugetlb hierarchy, or on a hybrid

@@ -503,6 +503,17 @@ def test_unsupported_resource_is_a_clear_error(bundle, run_kago, cid, assert_cle
     assert_clean()
 
 
+@pytest.mark.skipif(V2, reason="unified is honoured on cgroup v2; this checks v1's refusal")
+def test_unified_on_v1_is_runcs_invalid_configuration(bundle, run_kago, cid, assert_clean):
+    r = {"unified": {"memory.max": "100000000"}}
+    res = run_kago("run", "-b", bundle(["true"], linux={"resources": r}), cid, check=False)
+    assert res.returncode == 1
+    assert "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1" \
+        in res.stderr, res.stderr
+    assert not os.path.exists(f"/sys/fs/cgroup/memory/kago/{cid}")
+    assert_clean()
+
+
 def test_unrequested_resources_are_silent(bundle, run_kago, cid):
     # zero/empty classes this host may not support: nothing is asked, nothing fails
     r = {"network": {}, "hugepageLimits": [], "rdma": {}, "blockIO": {},

@@ -227,7 +227,7 @@ def test_v1_missing_controller_errors_only_when_requested(v1):
         v1.apply({"network": {"classID": 1048577}})
     with pytest.raises(CgroupError, match=r"hugepageLimits\[0\]: the hugetlb"):
         v1.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 21}]})
-    with pytest.raises(CgroupError, match=r"unified: needs cgroup v2"):
+    with pytest.raises(CgroupError, match=r"unified: invalid configuration: cannot use unified on cgroup v1"):
         v1.apply({"unified": {"memory.high": "1G"}})
     with pytest.raises(CgroupError, match=r"rdma.mlx5_1: the rdma"):
         v1.apply({"rdma": {"mlx5_1": {"hcaHandles": 3}}})
