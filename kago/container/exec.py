@@ -96,6 +96,11 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     if terminal:
         from kago import tty
         tty.preload()
+    # the container's oomScoreAdj, as runc gives every process it starts
+    # (process.json's own, if it has one)
+    oom = process.get("oomScoreAdj")
+    if oom is None:
+        oom = (cfg.get("process") or {}).get("oomScoreAdj")
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     m_int, int_m = pair(MainToIntermediate, IntermediateToMain, "intermediate", "main")
     from kago.cgroups.fs import prewarm_done
@@ -106,7 +111,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
             os.close(err_r)
             m_int.close()
             _intermediate(int_m, err_w, ns_fds, cg_dirs, process, preserve_fds,
-                          con.fileno() if con else -1, scf)
+                          con.fileno() if con else -1, scf, oom)
         finally:
             os._exit(1)
     if scf is not None:
@@ -167,10 +172,15 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     return wait_pid(tenant, master)
 
 
-def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=None):
+def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=None,
+                  oom=None):
     from kago import sys as ksys
     try:
         ksys.prctl(ksys.PR_SET_DUMPABLE, 0)
+        if oom is not None:
+            # before joining a user namespace, through the host's /proc
+            from kago.process.attrs import set_oom_score_adj
+            set_oom_score_adj(oom)
         aff = process.get("execCPUAffinity") or {}
         if aff.get("initial"):
             from kago.process import extras

@@ -134,6 +134,16 @@ def lookup(name, path_env):
     raise ExecError(f'exec: "{name}": executable file not found in $PATH', 2, name)
 
 
+def set_oom_score_adj(oom: int):
+    """process.oomScoreAdj, for init and every exec'd process (as runc)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(oom))
+    except OSError as e:   # lowering it needs CAP_SYS_RESOURCE: say what failed
+        raise SyscallError(e.errno, "write", "/proc/self/oom_score_adj",
+                           f"oomScoreAdj {oom}") from None
+
+
 def _fix_stdio(uid, gid):
     null = os.makedev(1, 3)
     for fd in (0, 1, 2):

@@ -48,12 +48,8 @@ def _setup(ctx, ch):
         lo_up()
     oom = proc.get("oomScoreAdj")
     if oom is not None:
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(oom))
-        except OSError as e:   # lowering it needs CAP_SYS_RESOURCE: say what failed
-            raise SyscallError(e.errno, "write", "/proc/self/oom_score_adj",
-                               f"oomScoreAdj {oom}") from None
+        from kago.process.attrs import set_oom_score_adj
+        set_oom_score_adj(oom)
     from kago.rootfs import Rootfs
     rootfs = Rootfs(ctx)
     rootfs.prepare()

@@ -130,6 +130,15 @@ def test_rlimits_no_new_privs_oom_score_adj(bundle, run_kago, cid, wait_until, t
     assert status_field(pid, "NoNewPrivs") == "1"
     with open(f"/proc/{pid}/oom_score_adj") as f:
         assert f.read().strip() == "317"
+    # an exec'd process gets the container's oomScoreAdj too (runc), inside
+    # and seen from the host; the caller's own value is not what it gets
+    assert int(open("/proc/self/oom_score_adj").read()) != 317
+    r = run_kago("exec", cid, "sh", "-c", "cat /proc/self/oom_score_adj")
+    assert r.stdout.strip() == "317"
+    r = run_kago("exec", "-d", "--pid-file", tmp_path / "exec.pid", cid, "sleep", "300")
+    tenant = int((tmp_path / "exec.pid").read_text())
+    with open(f"/proc/{tenant}/oom_score_adj") as f:
+        assert f.read().strip() == "317"
     run_kago("delete", "--force", cid)
 
 
