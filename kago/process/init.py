@@ -12,6 +12,7 @@ import _signal as signal
 
 from kago import sys as ksys
 from kago.errors import ExecError, SpecError, SyscallError, to_wire
+from kago.spec import sysctl_name
 
 def run(ctx, sock):
     from kago.process.channel import InitToMain
@@ -87,10 +88,15 @@ def _setup(ctx, ch):
         scf.state = ctx.oci_state("creating", host_pid)
     rootfs.pivot(ctx.no_pivot)
     for key, value in (linux.get("sysctl") or {}).items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        # kago.spec allowed the key (a namespace of the container's own) and
+        # its path stays under /proc/sys (no "..", no empty component)
+        path = "/proc/sys/" + sysctl_name(key)[1]
         try:
-            with open(path, "w") as f:
-                f.write(value)
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
         except OSError as e:
             raise SyscallError(e.errno, "write sysctl", key, "linux.sysctl") from None
     if "hostname" in spec:

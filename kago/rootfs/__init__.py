@@ -11,7 +11,8 @@ from kago import _os as os
 import _stat as stat
 
 from kago import sys as ksys
-from kago.errors import SpecError, SyscallError
+from kago import _json as json
+from kago.errors import KagoError, SpecError, SyscallError
 from kago.rootfs.mounts import PROPAGATION, fdpath, open_in_root, parse_options
 
 DEFAULT_DEVICES = (
@@ -59,7 +60,8 @@ class Rootfs:
         dev_bound = False
         for i, m in enumerate(self.spec.get("mounts") or ()):
             self.mount(i, m)
-            if os.path.normpath(m.get("destination", "")) == "/dev" and (
+            # destinations have one spelling (kago.spec.clean): "//dev" is "/dev"
+            if m.get("destination") == "/dev" and (
                     m.get("type") == "bind" or "bind" in (m.get("options") or ())
                     or "rbind" in (m.get("options") or ())):
                 dev_bound = True
@@ -107,6 +109,8 @@ class Rootfs:
                 create = "file"
         if typ == "cgroup":
             return self._mount_cgroup(i, dest, o)
+        if typ in ("proc", "sysfs") or dest in ("/proc", "/sys"):
+            self._ordinary_dir(dest, typ or "bind")
         try:
             fd = open_in_root(self.rootfd, dest, create=create)
         except SyscallError as e:
@@ -140,6 +144,24 @@ class Rootfs:
                                    f"{where}, type {typ or 'bind'}") from None
         finally:
             os.close(fd)
+
+    def _ordinary_dir(self, dest, typ):
+        """proc and sysfs (and whatever goes on /proc or /sys) only on a real
+        directory of the rootfs, never through a symlink (runc's rule)."""
+        parent, name = os.path.split(dest)
+        if not name:
+            return
+        pfd = open_in_root(self.rootfd, parent, create="dir")
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(pfd)
+        if not stat.S_ISDIR(st.st_mode):
+            raise KagoError(f"error mounting {json.dumps(typ)} to rootfs at "
+                            f"{json.dumps(dest)}: filesystem {json.dumps(typ)} "
+                            "must be mounted on ordinary directory")
 
     def _reopen(self, fd, dest):
         os.close(fd)
@@ -209,7 +231,7 @@ class Rootfs:
         devs = []
         for j, d in enumerate(self.linux.get("devices") or ()):
             devs.append((d, f"linux.devices[{j}]"))
-            seen.add(os.path.normpath(d["path"]))
+            seen.add(d["path"])     # one spelling (kago.spec.clean)
         for path, typ, major, minor, mode in DEFAULT_DEVICES:
             if path not in seen:
                 devs.append(({"path": path, "type": typ, "major": major,
