@@ -2,7 +2,7 @@
 ``linux.sysctl`` keys a container may set, and the one spelling of every path
 kago compares (mount destinations, devices, masked and readonly paths).
 
-The integration tests (tests/integration/test_host_boundary.py) run real
+The integration tests (tests/integration/test_sysctl_boundary.py, test_rootfs_paths.py) run real
 containers and check the host; these pin the rules and the messages.
 """
 
