@@ -110,7 +110,7 @@ class Rootfs:
         if typ == "cgroup":
             return self._mount_cgroup(i, dest, o)
         if typ in ("proc", "sysfs") or dest in ("/proc", "/sys"):
-            self._ordinary_dir(dest, typ or "bind")
+            self._ordinary_dir(dest, "bind" if is_bind else typ)
         try:
             fd = open_in_root(self.rootfd, dest, create=create)
         except SyscallError as e:
