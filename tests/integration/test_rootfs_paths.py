@@ -76,6 +76,39 @@ def test_host_dir_bound_at_dev_gets_no_device_nodes(bundle, run_kago, cid, tmp_p
     assert_clean()
 
 
+@pytest.mark.parametrize("link, target, dest", [
+    ("dev", "data", "/data"),            # the image's /dev is a symlink to the bind
+    ("devlink", "dev", "/devlink"),      # the bind reaches /dev through a symlink
+    ("devlink", "/dev/", "/devlink/"),
+])
+def test_host_dir_bound_at_dev_through_a_symlink_gets_no_device_nodes(
+        bundle, run_kago, cid, tmp_path, assert_clean, link, target, dest):
+    host = tmp_path / "hostdev"
+    host.mkdir(mode=0o755)
+    os.chown(host, 4321, 4321)
+    (host / "marker").write_text("host file\n")
+    before = snapshot(host)
+
+    def edit(cfg):
+        no_dev_mounts(cfg, dest)
+        cfg["mounts"].append({"destination": dest, "type": "bind", "source": str(host),
+                              "options": ["rbind", "rw"]})
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/kago-null", "type": "c", "major": 1, "minor": 3,
+             "fileMode": 0o666, "uid": 1234, "gid": 1234}]
+        return cfg
+
+    b = bundle("echo ls=$(ls -A /dev/ | tr '\\n' ' ')", edit=edit)
+    rootfs = b / "rootfs"
+    if link == "dev":
+        os.rmdir(rootfs / "dev")
+    os.symlink(target, rootfs / link)
+    out = run_kago("run", "--bundle", b, cid).stdout
+    assert one(out, "ls=").split() == ["marker"], out
+    assert snapshot(host) == before
+    assert_clean()
+
+
 def test_dev_spelled_otherwise_still_gets_devices_on_tmpfs(bundle, run_kago, cid,
                                                            assert_clean):
     """Not a bind: a tmpfs at "//dev/" is /dev and gets the devices and links."""
