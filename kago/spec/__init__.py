@@ -11,7 +11,8 @@ plain dict, normalised so that consumers need fewer ``.get`` defaults:
 * ``linux`` is always present (an object);
 * ``process.user`` is always present, with ``uid`` and ``gid`` (default 0);
 * a relative ``mounts[].destination`` is made absolute (relative to ``/``, as
-  runtime-spec 1.2 and runc read it).
+  runtime-spec 1.2 and runc read it); every destination, ``linux.devices[].path``,
+  masked and readonly path is cleaned (:func:`clean`): one spelling of each path.
 
 Nested objects that belong to later stages (``linux.resources``,
 ``linux.seccomp``, ``process.scheduler``, ...) are only type-checked here.
@@ -19,7 +20,8 @@ Nested objects that belong to later stages (``linux.resources``,
 Beyond types and ranges, the cross-field rules runc applies are enforced:
 user namespace <-> uid/gid mappings, hostname/domainname need a private UTS
 namespace, masked/readonly paths need a private mount namespace, timeOffsets
-need a time namespace, no namespace type twice.
+need a time namespace, no namespace type twice, a sysctl only in a kernel
+namespace the container owns (:func:`_sysctls`).
 
 This module is imported on every ``create``: it is deliberately flat (no
 classes, no ``re``) and builds JSON paths for messages only on the error path.
