@@ -87,18 +87,8 @@ def _setup(ctx, ch):
         scf = seccomp.build(linux["seccomp"], _warn)
         scf.state = ctx.oci_state("creating", host_pid)
     rootfs.pivot(ctx.no_pivot)
-    for key, value in (linux.get("sysctl") or {}).items():
-        # kago.spec allowed the key (a namespace of the container's own) and
-        # its path stays under /proc/sys (no "..", no empty component)
-        path = "/proc/sys/" + sysctl_name(key)[1]
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                os.write(fd, value.encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise SyscallError(e.errno, "write sysctl", key, "linux.sysctl") from None
+    if linux.get("sysctl"):
+        _write_sysctls(linux["sysctl"])
     if "hostname" in spec:
         ksys.sethostname(spec["hostname"])
     if "domainname" in spec:
@@ -186,6 +176,34 @@ def _warn(msg):
     kago's log, as main's do: the --log file an engine reads, or stderr."""
     from kago import log
     log.warning(msg)
+
+
+def _write_sysctls(sysctl):
+    """kago.spec allowed each key (a namespace of the container's own) and its
+    path stays under /proc/sys (no "..", no empty component).  The file is
+    opened from /proc without crossing a mount or following a link: a bind
+    over a file under /proc/sys (a host file, the host's core_pattern) can't
+    take a write meant for the container's namespace."""
+    resolve = (ksys.RESOLVE_NO_XDEV | ksys.RESOLVE_BENEATH | ksys.RESOLVE_NO_SYMLINKS
+               | ksys.RESOLVE_NO_MAGICLINKS)
+    try:
+        procfd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SyscallError(e.errno, "open", "/proc", "linux.sysctl") from None
+    try:
+        for key, value in sysctl.items():
+            rel = "sys/" + sysctl_name(key)[1]
+            try:
+                fd = ksys.openat2(procfd, rel, os.O_WRONLY | os.O_NOFOLLOW, 0, resolve)
+                try:
+                    os.write(fd, value.encode())
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                why = "a mount on /proc/" + rel if e.errno == 18 else "linux.sysctl"  # EXDEV
+                raise SyscallError(e.errno, "write sysctl", key, why) from None
+    finally:
+        os.close(procfd)
 
 
 def check_spec(spec, types):

@@ -229,3 +229,25 @@ def test_hostname_sysctl_conflicting_with_hostname_refused(bundle, run_kago, cid
         b = bundle("hostname", hostname=None, linux={"sysctl": {"kernel.hostname": "via-sysctl"}})
         assert run_kago("run", "--bundle", b, cid).stdout.strip() == "via-sysctl"
     assert_clean()
+
+
+def test_a_bind_over_a_sysctl_file_takes_no_write(bundle, run_kago, cid, tmp_path,
+                                                 assert_clean):
+    """A bind over /proc/sys/net/ipv4/ip_forward (here a host file; it could be
+    the host's /proc/sys/kernel/core_pattern) must not receive the write meant
+    for the container's own network namespace."""
+    host_file = tmp_path / "not-a-sysctl"
+    host_file.write_text("host content\n")
+    with host_values_kept("net.ipv4.ip_forward") as before:
+        value = "1" if before["net.ipv4.ip_forward"] == "0" else "0"
+        b = bundle("echo started", linux={"sysctl": {"net.ipv4.ip_forward": value}},
+                   edit=lambda cfg: cfg["mounts"].insert(1, {
+                       "destination": "/proc/sys/net/ipv4/ip_forward", "type": "bind",
+                       "source": str(host_file), "options": ["bind", "rw"]}))
+        r = run_kago("run", "--bundle", b, cid, check=False)
+    assert r.returncode == 1 and "started" not in r.stdout, r
+    assert err_msg(r) == ("kago run failed: write sysctl net.ipv4.ip_forward "
+                          "(a mount on /proc/sys/net/ipv4/ip_forward): "
+                          "Invalid cross-device link")
+    assert host_file.read_text() == "host content\n"
+    assert_clean()
