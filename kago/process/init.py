@@ -12,6 +12,7 @@ import _signal as signal
 
 from kago import sys as ksys
 from kago.errors import ExecError, SpecError, SyscallError, to_wire
+from kago.spec import sysctl_name
 
 def run(ctx, sock):
     from kago.process.channel import InitToMain
@@ -82,13 +83,8 @@ def _setup(ctx, ch):
         scf = seccomp.build(linux["seccomp"], _warn)
         scf.state = ctx.oci_state("creating", host_pid)
     rootfs.pivot(ctx.no_pivot)
-    for key, value in (linux.get("sysctl") or {}).items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError as e:
-            raise SyscallError(e.errno, "write sysctl", key, "linux.sysctl") from None
+    if linux.get("sysctl"):
+        _write_sysctls(linux["sysctl"])
     if "hostname" in spec:
         ksys.sethostname(spec["hostname"])
     if "domainname" in spec:
@@ -176,6 +172,34 @@ def _warn(msg):
     kago's log, as main's do: the --log file an engine reads, or stderr."""
     from kago import log
     log.warning(msg)
+
+
+def _write_sysctls(sysctl):
+    """kago.spec allowed each key (a namespace of the container's own) and its
+    path stays under /proc/sys (no "..", no empty component).  The file is
+    opened from /proc without crossing a mount or following a link: a bind
+    over a file under /proc/sys (a host file, the host's core_pattern) can't
+    take a write meant for the container's namespace."""
+    resolve = (ksys.RESOLVE_NO_XDEV | ksys.RESOLVE_BENEATH | ksys.RESOLVE_NO_SYMLINKS
+               | ksys.RESOLVE_NO_MAGICLINKS)
+    try:
+        procfd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SyscallError(e.errno, "open", "/proc", "linux.sysctl") from None
+    try:
+        for key, value in sysctl.items():
+            rel = "sys/" + sysctl_name(key)[1]
+            try:
+                fd = ksys.openat2(procfd, rel, os.O_WRONLY | os.O_NOFOLLOW, 0, resolve)
+                try:
+                    os.write(fd, value.encode())
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                why = "a mount on /proc/" + rel if e.errno == 18 else "linux.sysctl"  # EXDEV
+                raise SyscallError(e.errno, "write sysctl", key, why) from None
+    finally:
+        os.close(procfd)
 
 
 def check_spec(spec, types):

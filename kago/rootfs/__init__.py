@@ -11,7 +11,8 @@ from kago import _os as os
 import _stat as stat
 
 from kago import sys as ksys
-from kago.errors import SpecError, SyscallError
+from kago import _json as json
+from kago.errors import KagoError, SpecError, SyscallError
 from kago.rootfs.mounts import PROPAGATION, fdpath, open_in_root, parse_options
 
 DEFAULT_DEVICES = (
@@ -57,12 +58,18 @@ class Rootfs:
         ksys.mount(self.root, self.root, None, ksys.MS_BIND | ksys.MS_REC)
         self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         dev_bound = False
+        binds = set()
         for i, m in enumerate(self.spec.get("mounts") or ()):
-            self.mount(i, m)
-            if os.path.normpath(m.get("destination", "")) == "/dev" and (
-                    m.get("type") == "bind" or "bind" in (m.get("options") or ())
-                    or "rbind" in (m.get("options") or ())):
-                dev_bound = True
+            bound = self.mount(i, m)
+            if bound is not None:
+                binds.add(bound)
+                # destinations have one spelling (kago.spec.clean): "//dev" is "/dev"
+                if m.get("destination") == "/dev":
+                    dev_bound = True
+        if not dev_bound and binds:
+            # /dev reached through a symlink of the image ("dev -> data", a bind
+            # at /data): a bind is never filled with device nodes, however named
+            dev_bound = self._identity("/dev") in binds
         if not dev_bound:
             self.devices()
             self.dev_symlinks()
@@ -107,6 +114,8 @@ class Rootfs:
                 create = "file"
         if typ == "cgroup":
             return self._mount_cgroup(i, dest, o)
+        if typ in ("proc", "sysfs") or dest in ("/proc", "/sys"):
+            self._ordinary_dir(dest, "bind" if is_bind else typ)
         try:
             fd = open_in_root(self.rootfd, dest, create=create)
         except SyscallError as e:
@@ -134,12 +143,46 @@ class Rootfs:
                     if o.rec_set or o.rec_clr:
                         ksys.mount_setattr(fd, "", ksys.AT_EMPTY_PATH | ksys.AT_RECURSIVE,
                                            o.rec_set, o.rec_clr)
+                if is_bind:     # what was bound (a host directory, say): its identity
+                    fd = self._reopen(fd, dest)
+                    st = os.fstat(fd)
+                    return st.st_dev, st.st_ino
             except SyscallError as e:
                 what = f"{src or typ} on {dest}"
                 raise SyscallError(e.errno, "mount", what,
                                    f"{where}, type {typ or 'bind'}") from None
         finally:
             os.close(fd)
+
+    def _identity(self, path):
+        """(st_dev, st_ino) of ``path`` resolved in the rootfs, None if missing."""
+        try:
+            fd = open_in_root(self.rootfd, path)
+        except SyscallError:
+            return None
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return st.st_dev, st.st_ino
+
+    def _ordinary_dir(self, dest, typ):
+        """proc and sysfs (and whatever goes on /proc or /sys) only on a real
+        directory of the rootfs, never through a symlink (runc's rule)."""
+        parent, name = os.path.split(dest)
+        if not name:
+            return
+        pfd = open_in_root(self.rootfd, parent, create="dir")
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(pfd)
+        if not stat.S_ISDIR(st.st_mode):
+            raise KagoError(f"error mounting {json.dumps(typ)} to rootfs at "
+                            f"{json.dumps(dest)}: filesystem {json.dumps(typ)} "
+                            "must be mounted on ordinary directory")
 
     def _reopen(self, fd, dest):
         os.close(fd)
@@ -209,7 +252,7 @@ class Rootfs:
         devs = []
         for j, d in enumerate(self.linux.get("devices") or ()):
             devs.append((d, f"linux.devices[{j}]"))
-            seen.add(os.path.normpath(d["path"]))
+            seen.add(d["path"])     # one spelling (kago.spec.clean)
         for path, typ, major, minor, mode in DEFAULT_DEVICES:
             if path not in seen:
                 devs.append(({"path": path, "type": typ, "major": major,

@@ -11,7 +11,8 @@ plain dict, normalised so that consumers need fewer ``.get`` defaults:
 * ``linux`` is always present (an object);
 * ``process.user`` is always present, with ``uid`` and ``gid`` (default 0);
 * a relative ``mounts[].destination`` is made absolute (relative to ``/``, as
-  runtime-spec 1.2 and runc read it).
+  runtime-spec 1.2 and runc read it); every destination, ``linux.devices[].path``,
+  masked and readonly path is cleaned (:func:`clean`): one spelling of each path.
 
 Nested objects that belong to later stages (``linux.resources``,
 ``linux.seccomp``, ``process.scheduler``, ...) are only type-checked here.
@@ -19,7 +20,8 @@ Nested objects that belong to later stages (``linux.resources``,
 Beyond types and ranges, the cross-field rules runc applies are enforced:
 user namespace <-> uid/gid mappings, hostname/domainname need a private UTS
 namespace, masked/readonly paths need a private mount namespace, timeOffsets
-need a time namespace, no namespace type twice.
+need a time namespace, no namespace type twice, a sysctl only in a kernel
+namespace the container owns (:func:`_sysctls`).
 
 This module is imported on every ``create``: it is deliberately flat (no
 classes, no ``re``) and builds JSON paths for messages only on the error path.
@@ -55,6 +57,11 @@ _DEVICE_TYPES = frozenset(("c", "b", "u", "p"))
 _CLOCKS = frozenset(("monotonic", "boottime"))
 _IOPRIO_CLASSES = frozenset(("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
                              "IOPRIO_CLASS_IDLE"))
+#: sysctls of the ipc namespace (runc's list; and every ``fs.mqueue.*``)
+_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                          "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                          "kernel.shmmni", "kernel.shm_rmid_forced"))
+_NS_PROC = {"ipc": "ipc", "network": "net", "uts": "uts"}
 
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
@@ -138,6 +145,20 @@ def _abslist(value, path):
     for i, s in enumerate(value):
         _abs(s, f"{path}[{i}]")
     return value
+
+
+def clean(p):
+    """Go's ``filepath.Clean`` of ``p`` made absolute from "/": the one spelling
+    of a path inside the container ("dev", "//dev", "/./dev", "/dev/" and
+    "/x/../dev" are all "/dev"; ".." stops at "/")."""
+    out = []
+    for c in p.split("/"):
+        if c == "..":
+            if out:
+                out.pop()
+        elif c and c != ".":
+            out.append(c)
+    return "/" + "/".join(out)
 
 
 def _strmap(value, path):
@@ -304,10 +325,10 @@ def _mounts(mounts):
             raise SpecError(p + ".destination", "is required")
         if type(d) is not str:
             raise SpecError(p + ".destination", f"expected string, got {_tname(d)}")
-        if d[0] != "/":
-            # runtime-spec 1.2 (and runc since 1.0.1, with a warning): a relative
-            # destination is relative to "/" -- Docker still sends such mounts
-            m["destination"] = os.path.normpath("/" + d)
+        # runtime-spec 1.2 (and runc since 1.0.1, with a warning): a relative
+        # destination is relative to "/" -- Docker still sends such mounts;
+        # every destination gets its one spelling ("//dev" is "/dev")
+        m["destination"] = clean(d)
         for k in ("type", "source"):
             v = _opt(m, k)
             if v is not None:
@@ -385,7 +406,7 @@ def _linux(lx):
             path = dev.get("path")
             if path is None or path == "":
                 raise SpecError(p + ".path", "is required")
-            _abs(path, p + ".path")
+            dev["path"] = clean(_abs(path, p + ".path"))
             t = _check(_req(dev, "type", p + ".type"), p + ".type", str)
             if t not in _DEVICE_TYPES:
                 raise SpecError(p + ".type", f"unknown device type {json.dumps(t)}")
@@ -408,6 +429,7 @@ def _linux(lx):
         v = _opt(lx, k)
         if v is not None:
             _abslist(v, "linux." + k)
+            v[:] = [clean(x) for x in v]
     v = _opt(lx, "rootfsPropagation")
     if v is not None:
         _check(v, "linux.rootfsPropagation", str)
@@ -516,7 +538,82 @@ def validate(spec, require_process=True):
     if lx.get("timeOffsets") and "time" not in nss:
         raise SpecError("linux.timeOffsets", "time namespace offsets specified, "
                         "but time namespace isn't enabled in the config")
+    if lx.get("sysctl"):
+        _sysctls(lx["sysctl"], nss, spec)
     return spec
+
+
+def sysctl_name(key):
+    """A ``linux.sysctl`` key -> (its dotted name, its path under /proc/sys),
+    or None when it names no file there.
+
+    As sysctl(8): the first separator decides.  After a '.', '.' separates and
+    a '/' stands for a '.' inside a name (``net.ipv4.conf.eth0/100.rp_filter``);
+    after a '/', '/' separates and '.' is part of a name.  An empty, "." or
+    ".." component or a NUL names nothing: no key climbs out of /proc/sys.
+    """
+    if not key or "\0" in key:
+        return None
+    dot, slash = key.find("."), key.find("/")
+    if slash >= 0 and (dot < 0 or slash < dot):
+        comps = key.split("/")
+    else:
+        comps = [c.replace("/", ".") for c in key.split(".")]
+    for c in comps:
+        if c == "" or c == "." or c == "..":
+            return None
+    return ".".join(c.replace(".", "/") for c in comps), "/".join(comps)
+
+
+def _own_ns(nss, t, where):
+    """Does the container have a namespace of type ``t`` of its own: a new one,
+    or one joined by path that is not kago's (nor pid 1's, where visible)?"""
+    path = nss.get(t)
+    if path is None:
+        return False
+    if path == "":
+        return True
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise SpecError(where, f"invalid {_NS_PROC[t]}ns path: stat {path}: "
+                        f"{_strerror(e)}") from None
+    for pid in ("self", "1"):
+        try:
+            h = os.stat(f"/proc/{pid}/ns/{_NS_PROC[t]}")
+        except OSError:
+            continue
+        if h.st_ino == st.st_ino and h.st_dev == st.st_dev:
+            return False
+    return True
+
+
+def _sysctls(sysctl, nss, spec):
+    """runc's rule: a sysctl only in a kernel namespace the container owns
+    (ipc, network, uts); everything else would change the host's value."""
+    for key, value in sysctl.items():
+        where = f"linux.sysctl[{json.dumps(key)}]"
+        n = sysctl_name(key)
+        if n is None:
+            raise SpecError(where, f"invalid sysctl name {json.dumps(key)}")
+        name = json.dumps(n[0])
+        if n[0] in _IPC_SYSCTLS or n[0].startswith("fs.mqueue."):
+            if not _own_ns(nss, "ipc", where):
+                raise SpecError(where, f"sysctl {name} is not allowed in the hosts "
+                                "ipc namespace")
+        elif n[0].startswith("net."):
+            if not _own_ns(nss, "network", where):
+                raise SpecError(where, f"sysctl {name} not allowed in host network "
+                                "namespace")
+        elif n[0] in ("kernel.hostname", "kernel.domainname") \
+                and _own_ns(nss, "uts", where):
+            field = n[0][7:]
+            if field in spec and spec[field] != value:
+                raise SpecError(where, f"sysctl {name} is not allowed as it "
+                                f"conflicts with the OCI {json.dumps(field)} field")
+        else:
+            raise SpecError(where, f"sysctl {name} is not in a separate kernel "
+                            "namespace")
 
 
 def _strerror(e):
