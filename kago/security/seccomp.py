@@ -8,7 +8,9 @@ pivot_root and the expensive part happens once:
     (seccomp_init, seccomp_arch_add, seccomp_rule_add_array,
     seccomp_syscall_resolve_name) and exports it as raw BPF
     (seccomp_export_bpf).  Unknown syscall names are skipped (runc: "not
-    supported by this kernel"), as are rules whose action equals the default.
+    supported by this kernel"), as are rules whose action equals the default;
+    a rule an earlier one already decides (duplicates, overlaps libseccomp
+    can't express: EEXIST) leaves the earlier one standing (see _compile).
     If any rule uses SCMP_ACT_NOTIFY, the unix socket at ``listenerPath`` is
     connected now, from the host's view of the filesystem.
 
@@ -130,6 +132,10 @@ def lib():
         h.seccomp_release.restype = None
         h.seccomp_arch_add.argtypes = [vp, u32]
         h.seccomp_arch_add.restype = i
+        h.seccomp_arch_remove.argtypes = [vp, u32]
+        h.seccomp_arch_remove.restype = i
+        h.seccomp_merge.argtypes = [vp, vp]
+        h.seccomp_merge.restype = i
         h.seccomp_arch_native.argtypes = []
         h.seccomp_arch_native.restype = u32
         h.seccomp_arch_resolve_name.argtypes = [c.c_char_p]
@@ -369,24 +375,59 @@ def build(cfg: dict, warn=None, cache: bool = True) -> "Filter":
 
 
 def _compile(default, arches, rules, warn) -> bytes:
+    """One libseccomp context per architecture, merged into one program.
+
+    Engines send profiles with duplicate and overlapping rules (Debian 12's
+    podman: two identical ``socket`` rules after a conditional one).  On an
+    architecture that multiplexes socket calls (x86's socketcall) libseccomp
+    can't express some of those conditions and answers EEXIST - and rolls the
+    rule back on *every* architecture of the context.  Built per architecture,
+    an EEXIST only means that this architecture's filter already decides that
+    call (the first rule stands, as in libseccomp's own tree); the rule still
+    applies everywhere else.  Any other error is the profile's."""
     h = lib()
+    native = h.seccomp_arch_native()
+    tokens = [native]
+    for a in arches:
+        tok = h.seccomp_arch_resolve_name(a.encode())
+        if not tok:
+            if warn:
+                warn(f"seccomp: architecture {a} not supported by libseccomp, ignored")
+            continue
+        if tok not in tokens:
+            tokens.append(tok)
+    ctx = None
+    try:
+        for tok in tokens:
+            c = _arch_context(h, default, tok, native, rules)
+            if ctx is None:
+                ctx = c
+                continue
+            r = h.seccomp_merge(ctx, c)  # frees c on success
+            if r < 0:
+                h.seccomp_release(c)
+                raise SeccompError(f"seccomp: merge filters: {os.strerror(-r)}")
+        return _export(h, ctx)
+    finally:
+        if ctx is not None:
+            h.seccomp_release(ctx)
+
+
+def _arch_context(h, default, tok, native, rules):
     ctx = h.seccomp_init(default)
     if not ctx:
         raise SeccompError("seccomp: seccomp_init failed")
     try:
-        for a in arches:
-            tok = h.seccomp_arch_resolve_name(a.encode())
-            if not tok:
-                if warn:
-                    warn(f"seccomp: architecture {a} not supported by libseccomp, ignored")
-                continue
+        if tok != native:
             r = h.seccomp_arch_add(ctx, tok)
-            if r < 0 and r != -_errno.EEXIST:
-                raise SeccompError(f"seccomp: add architecture {a}: {os.strerror(-r)}")
+            if r >= 0:
+                r = h.seccomp_arch_remove(ctx, native)
+            if r < 0:
+                raise SeccompError(f"seccomp: add architecture {tok:#x}: {os.strerror(-r)}")
         resolved = {}
         for name, act, conds, path in rules:
             if act == default:
-                continue  # redundant (and libseccomp refuses it)
+                continue  # redundant (and libseccomp refuses it), as runc
             nr = resolved.get(name)
             if nr is None:
                 nr = resolved[name] = h.seccomp_syscall_resolve_name(name.encode())
@@ -395,11 +436,12 @@ def _compile(default, arches, rules, warn) -> bytes:
             for cs in _rule_sets(conds):
                 arr = _arg_array(cs) if cs else None
                 r = h.seccomp_rule_add_array(ctx, act, nr, len(cs), arr)
-                if r < 0:
+                if r < 0 and r != -_errno.EEXIST:
                     raise SpecError(path, f"seccomp rule for {name}: {os.strerror(-r)}")
-        return _export(h, ctx)
-    finally:
+        return ctx
+    except BaseException:
         h.seccomp_release(ctx)
+        raise
 
 
 def _export(h, ctx) -> bytes:
