@@ -284,14 +284,28 @@ CACHE_DIR = "/run/kago-cache/seccomp"
 CACHE_MAX = 256
 
 
-def _cache_key(cfg) -> str:
-    try:  # the C module: no hashlib/OpenSSL import on the create path
-        from _sha256 import sha256
-    except ImportError:
-        try:
-            from _sha2 import sha256
+_sha256 = None
+
+
+def _hasher():
+    """sha256, imported once - by :func:`preload` in main: the cache key is
+    computed in init, after unshare(user), where the interpreter's modules may
+    be out of reach (a 0700 home), so nothing may be imported there."""
+    global _sha256
+    if _sha256 is None:
+        try:  # the C module: no hashlib/OpenSSL import on the create path
+            from _sha256 import sha256  # 3.11 (often built in)
         except ImportError:
-            from hashlib import sha256
+            try:
+                from _sha2 import sha256  # 3.12+: lib-dynload
+            except ImportError:
+                from hashlib import sha256
+        _sha256 = sha256
+    return _sha256
+
+
+def _cache_key(cfg) -> str:
+    sha256 = _hasher()
     from kago import _json
     # only what shapes the program (not flags, not the listener)
     part = [cfg.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures",
@@ -618,7 +632,10 @@ def action_available(name: str) -> bool:
 
 
 def preload():
-    """Imports Filter.load() needs after pivot_root."""
+    """Imports build() and Filter.load() need in the container process (after
+    unshare(user), after pivot_root)."""
+    _hasher()
+    version()
     import _socket  # noqa: F401
     from kago import _ffi as ctypes  # noqa: F401
     from kago import _json  # noqa: F401
