@@ -631,11 +631,16 @@ def action_available(name: str) -> bool:
                                ctypes.byref(act)) == 0
 
 
-def preload():
+def preload(cfg=None):
     """Imports build() and Filter.load() need in the container process (after
-    unshare(user), after pivot_root)."""
+    unshare(user), after pivot_root); with ``cfg``, kago.log too if build()
+    will warn (an architecture this libseccomp lacks)."""
     _hasher()
-    version()
+    if version() and isinstance(cfg, dict):
+        for a in cfg.get("architectures") or ():
+            if a in ARCHES and not lib().seccomp_arch_resolve_name(ARCHES[a].encode()):
+                from kago import log  # noqa: F401
+                break
     import _socket  # noqa: F401
     from kago import _ffi as ctypes  # noqa: F401
     from kago import _json  # noqa: F401
