@@ -401,19 +401,18 @@ def _compile(default, arches, rules, warn) -> bytes:
     applies everywhere else.  Any other error is the profile's."""
     h = lib()
     native = h.seccomp_arch_native()
-    tokens = [native]
+    tokens = {native: "native"}
     for a in arches:
         tok = h.seccomp_arch_resolve_name(a.encode())
         if not tok:
             if warn:
                 warn(f"seccomp: architecture {a} not supported by libseccomp, ignored")
             continue
-        if tok not in tokens:
-            tokens.append(tok)
+        tokens.setdefault(tok, a)
     ctx = None
     try:
-        for tok in tokens:
-            c = _arch_context(h, default, tok, native, rules)
+        for tok, name in tokens.items():
+            c = _arch_context(h, default, tok, name, native, rules)
             if ctx is None:
                 ctx = c
                 continue
@@ -427,7 +426,7 @@ def _compile(default, arches, rules, warn) -> bytes:
             h.seccomp_release(ctx)
 
 
-def _arch_context(h, default, tok, native, rules):
+def _arch_context(h, default, tok, arch, native, rules):
     ctx = h.seccomp_init(default)
     if not ctx:
         raise SeccompError("seccomp: seccomp_init failed")
@@ -437,7 +436,7 @@ def _arch_context(h, default, tok, native, rules):
             if r >= 0:
                 r = h.seccomp_arch_remove(ctx, native)
             if r < 0:
-                raise SeccompError(f"seccomp: add architecture {tok:#x}: {os.strerror(-r)}")
+                raise SeccompError(f"seccomp: add architecture {arch}: {os.strerror(-r)}")
         resolved = {}
         for name, act, conds, path in rules:
             if act == default:
