@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """kago's benchmark: kago, runc and crun side by side, interleaved and paired.
 
-    sudo bash bench/run.sh [-n RUNS] [--scale N] [--only M[,M]] [--json FILE] [RUNTIME...]
+    bash bench/run.sh [-n RUNS] [--scale N] [--only M[,M]] [--json FILE] [RUNTIME...]
 
 RUNTIME is a name (kago = /usr/local/bin/kago, or anything on PATH), a path, or
 a quoted command line ('python3 -IS /x/kago.py'); the default is `kago runc crun`.
@@ -1075,7 +1075,7 @@ def main(argv=None):
     if a.runs < 1:
         ap.error("-n must be >= 1")
     if os.geteuid() != 0:
-        sys.exit("bench: needs root (sudo bash bench/run.sh)")
+        sys.exit("bench: needs root: bash bench/run.sh (prefix sudo where you use it)")
 
     # no descriptor of ours (e.g. run.sh's lock on fd 9) reaches a runtime
     for fd in os.listdir("/proc/self/fd"):

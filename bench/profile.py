@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Where kago's time goes, per verb: interpreter start-up, imports, the verb's
-own work (syscalls, waiting).  Run through `sudo bash bench/run.sh profile`.
+own work (syscalls, waiting).  Run (as root) through `bash bench/run.sh profile`.
 
 For each verb (state, start, kill, delete, delete --force, create, run):
 - wall and cpu of the real call (the launcher), median of -n samples;

@@ -1,12 +1,12 @@
 #!/bin/bash
-# run.sh — kago's benchmark against runc and crun.  As root:
+# run.sh — kago's benchmark against runc and crun.  As root (prefix sudo where you use it):
 #
-#   sudo bash bench/run.sh [-n RUNS] [--scale N] [--only M[,M]] [--json FILE] [RUNTIME...]
+#   bash bench/run.sh [-n RUNS] [--scale N] [--only M[,M]] [--json FILE] [RUNTIME...]
 #
 # Default runtimes: kago (/usr/local/bin/kago) runc crun.  `--help` lists every
 # option; bench/README.md says what is measured and how.
 #
-#   sudo bash bench/run.sh profile [-n RUNS] [--only VERB,...] [KAGO]
+#   bash bench/run.sh profile [-n RUNS] [--only VERB,...] [KAGO]
 #
 # profiles kago alone: start-up vs imports vs work, syscalls, cProfile, per verb.
 #
@@ -26,7 +26,7 @@ if [ "${1:-}" = profile ]; then     # bench/run.sh profile [-n N] [KAGO]: where 
     shift
 fi
 case " $* " in *" -h "*|*" --help "*) exec "$PY" -I "$SCRIPT" --help ;; esac
-[ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root: sudo bash bench/run.sh" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root: bash bench/run.sh (prefix sudo where you use it)" >&2; exit 2; }
 [ -x /usr/bin/time ] || echo "bench/run.sh: /usr/bin/time missing (apt-get install time): no peak RSS" >&2
 
 # Hold kago's setup lock shared, as scripts/test.sh does, so that no setup.sh

@@ -1,14 +1,15 @@
 #!/bin/bash
-# setup.sh — install kago on Debian 12 and run a demo container.  Run as root:
+# setup.sh — install kago on Debian 12 and run a demo container.  Run as root
+# (prefix sudo where you use it):
 #
-#   sudo bash scripts/setup.sh [--quiet] [--no-demo]
+#   bash scripts/setup.sh [--quiet] [--no-demo]
 #
 # Idempotent.  Steps:
 #   1. Debian packages (apt-get, only when something is missing)
 #   2. a venv at /opt/kago/venv from Debian's /usr/bin/python3, with pytest
 #   3. this source tree installed into it (non-editable), bytecode compiled
-#   4. the launcher /usr/local/bin/kago: `#!/usr/bin/python3.11 -IS`, the real
-#      interpreter binary, never a pyenv shim
+#   4. the launcher /usr/local/bin/kago: `#!/opt/kago/libexec/python3.11 -IS`, a
+#      read-only copy of the real interpreter binary (never a pyenv shim)
 #   5. venvs /opt/kago/venv-3.12 and venv-3.13 with pytest, for the unit tests,
 #      where those interpreters exist
 #   6. the demo bundle /var/lib/kago/demo-bundle, and a real container run from it
@@ -34,7 +35,7 @@ for a in "$@"; do
     case "$a" in
         --quiet|-q) quiet=1 ;;
         --no-demo) demo=0 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -53,7 +54,7 @@ quietly() {
     fi
 }
 
-[ "$(id -u)" = 0 ] || die "run as root: sudo bash scripts/setup.sh"
+[ "$(id -u)" = 0 ] || die "run as root: bash scripts/setup.sh (prefix sudo where you use it)"
 [ -f "$REPO/pyproject.toml" ] && [ -f "$REPO/kago/__init__.py" ] || die "$REPO is not the kago source tree"
 
 # One setup at a time per prefix; test.sh holds this lock shared while its

@@ -1,7 +1,7 @@
 #!/bin/bash
-# test.sh — kago's whole test suite.  Run as root:
+# test.sh — kago's whole test suite.  Run as root (prefix sudo where you use it):
 #
-#   sudo bash scripts/test.sh [PYTEST_ARGS...]
+#   bash scripts/test.sh [PYTEST_ARGS...]
 #
 #   1. scripts/setup.sh --quiet --no-demo: installs what is missing and
 #      re-installs this source tree into /opt/kago/venv (when it differs from
@@ -25,7 +25,7 @@ PREFIX=${KAGO_PREFIX:-/opt/kago}
 VENV=$PREFIX/venv
 LAUNCHER=${KAGO_LAUNCHER:-/usr/local/bin/kago}
 
-[ "$(id -u)" = 0 ] || { echo "test.sh: run as root: sudo bash scripts/test.sh" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root: bash scripts/test.sh (prefix sudo where you use it)" >&2; exit 2; }
 cd "$REPO" || exit 2
 
 echo "==> setup (scripts/setup.sh --quiet --no-demo)"

@@ -327,7 +327,7 @@ def _kago_tracker(request):
 def kago_bin() -> str:
     path = os.environ.get("KAGO_BIN", DEFAULT_KAGO_BIN)
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        msg = f"kago launcher {path} is not installed (sudo bash scripts/setup.sh)"
+        msg = f"kago launcher {path} is not installed (as root: bash scripts/setup.sh)"
         if os.environ.get("KAGO_REQUIRE_BIN"):
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)

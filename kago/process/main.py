@@ -60,6 +60,8 @@ def preload(spec, connect=True):
     import kago.process.init  # noqa: F401
     import kago.process.intermediate  # noqa: F401
     import kago.rootfs  # noqa: F401
+    if any(isinstance(m, dict) and m.get("type") == "cgroup" for m in spec.get("mounts") or ()):
+        import kago.cgroups  # noqa: F401 - rootfs mounts the hierarchies (create has it already)
     from kago.process import attrs
     attrs.preload(spec.get("process"))
     attrs.warn_capabilities(spec.get("process"))
@@ -69,9 +71,12 @@ def preload(spec, connect=True):
     if (spec.get("process") or {}).get("terminal"):
         from kago import tty
         tty.preload()
-    if (spec.get("linux") or {}).get("seccomp") is not None:
+    if lx.get("mountLabel"):
+        from kago.security import selinux   # rootfs: context= on the mounts
+        selinux.enabled()
+    if lx.get("seccomp") is not None:
         from kago.security import seccomp
-        seccomp.preload()
+        seccomp.preload(lx["seccomp"])
         seccomp.lib()
     if connect:
         preconnect(spec)

@@ -126,13 +126,30 @@ def ensure_protected(argv=None):
         _warn(f"cannot protect the interpreter against CVE-2019-5736: {e}")
         return False
     os.environ[_REEXEC_ENV] = "1"
-    args = [dst, "-IS", *(argv if argv is not None else sys.argv)]
+    args = reexec_args(dst, argv if argv is not None else sys.argv)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
     os.execv(dst, args)
+
+
+def reexec_args(interp: str, argv) -> list:
+    """The command line that runs kago's CLI again on ``interp`` with ``-IS``.
+
+    ``-IS`` drops every site-packages (and -I the script's own directory),
+    which is where a venv or ``pip install`` put kago: ``python -m kago`` or
+    a console script from such an environment would not find kago any more.
+    So the new interpreter is told where *this* kago came from - the
+    directory holding the ``kago`` package, appended after the standard
+    library, as the launcher does - and nothing else of the old environment.
+    ``argv[0]`` is kept for messages."""
+    import kago
+    home = os.path.dirname(os.path.dirname(os.path.abspath(kago.__file__)))
+    code = (f"import sys; sys.path.append({home!r}); sys.argv[0] = {argv[0]!r}; "
+            "from kago.cli import main; main()")
+    return [interp, "-IS", "-c", code, *argv[1:]]
 
 
 def _warn(msg):

@@ -8,7 +8,9 @@ pivot_root and the expensive part happens once:
     (seccomp_init, seccomp_arch_add, seccomp_rule_add_array,
     seccomp_syscall_resolve_name) and exports it as raw BPF
     (seccomp_export_bpf).  Unknown syscall names are skipped (runc: "not
-    supported by this kernel"), as are rules whose action equals the default.
+    supported by this kernel"), as are rules whose action equals the default;
+    a rule an earlier one already decides (duplicates, overlaps libseccomp
+    can't express: EEXIST) leaves the earlier one standing (see _compile).
     If any rule uses SCMP_ACT_NOTIFY, the unix socket at ``listenerPath`` is
     connected now, from the host's view of the filesystem.
 
@@ -130,6 +132,10 @@ def lib():
         h.seccomp_release.restype = None
         h.seccomp_arch_add.argtypes = [vp, u32]
         h.seccomp_arch_add.restype = i
+        h.seccomp_arch_remove.argtypes = [vp, u32]
+        h.seccomp_arch_remove.restype = i
+        h.seccomp_merge.argtypes = [vp, vp]
+        h.seccomp_merge.restype = i
         h.seccomp_arch_native.argtypes = []
         h.seccomp_arch_native.restype = u32
         h.seccomp_arch_resolve_name.argtypes = [c.c_char_p]
@@ -278,14 +284,28 @@ CACHE_DIR = "/run/kago-cache/seccomp"
 CACHE_MAX = 256
 
 
-def _cache_key(cfg) -> str:
-    try:  # the C module: no hashlib/OpenSSL import on the create path
-        from _sha256 import sha256
-    except ImportError:
-        try:
-            from _sha2 import sha256
+_sha256 = None
+
+
+def _hasher():
+    """sha256, imported once - by :func:`preload` in main: the cache key is
+    computed in init, after unshare(user), where the interpreter's modules may
+    be out of reach (a 0700 home), so nothing may be imported there."""
+    global _sha256
+    if _sha256 is None:
+        try:  # the C module: no hashlib/OpenSSL import on the create path
+            from _sha256 import sha256  # 3.11 (often built in)
         except ImportError:
-            from hashlib import sha256
+            try:
+                from _sha2 import sha256  # 3.12+: lib-dynload
+            except ImportError:
+                from hashlib import sha256
+        _sha256 = sha256
+    return _sha256
+
+
+def _cache_key(cfg) -> str:
+    sha256 = _hasher()
     from kago import _json
     # only what shapes the program (not flags, not the listener)
     part = [cfg.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures",
@@ -369,24 +389,58 @@ def build(cfg: dict, warn=None, cache: bool = True) -> "Filter":
 
 
 def _compile(default, arches, rules, warn) -> bytes:
+    """One libseccomp context per architecture, merged into one program.
+
+    Engines send profiles with duplicate and overlapping rules (Debian 12's
+    podman: two identical ``socket`` rules after a conditional one).  On an
+    architecture that multiplexes socket calls (x86's socketcall) libseccomp
+    can't express some of those conditions and answers EEXIST - and rolls the
+    rule back on *every* architecture of the context.  Built per architecture,
+    an EEXIST only means that this architecture's filter already decides that
+    call (the first rule stands, as in libseccomp's own tree); the rule still
+    applies everywhere else.  Any other error is the profile's."""
     h = lib()
+    native = h.seccomp_arch_native()
+    tokens = {native: "native"}
+    for a in arches:
+        tok = h.seccomp_arch_resolve_name(a.encode())
+        if not tok:
+            if warn:
+                warn(f"seccomp: architecture {a} not supported by libseccomp, ignored")
+            continue
+        tokens.setdefault(tok, a)
+    ctx = None
+    try:
+        for tok, name in tokens.items():
+            c = _arch_context(h, default, tok, name, native, rules)
+            if ctx is None:
+                ctx = c
+                continue
+            r = h.seccomp_merge(ctx, c)  # frees c on success
+            if r < 0:
+                h.seccomp_release(c)
+                raise SeccompError(f"seccomp: merge filters: {os.strerror(-r)}")
+        return _export(h, ctx)
+    finally:
+        if ctx is not None:
+            h.seccomp_release(ctx)
+
+
+def _arch_context(h, default, tok, arch, native, rules):
     ctx = h.seccomp_init(default)
     if not ctx:
         raise SeccompError("seccomp: seccomp_init failed")
     try:
-        for a in arches:
-            tok = h.seccomp_arch_resolve_name(a.encode())
-            if not tok:
-                if warn:
-                    warn(f"seccomp: architecture {a} not supported by libseccomp, ignored")
-                continue
+        if tok != native:
             r = h.seccomp_arch_add(ctx, tok)
-            if r < 0 and r != -_errno.EEXIST:
-                raise SeccompError(f"seccomp: add architecture {a}: {os.strerror(-r)}")
+            if r >= 0:
+                r = h.seccomp_arch_remove(ctx, native)
+            if r < 0:
+                raise SeccompError(f"seccomp: add architecture {arch}: {os.strerror(-r)}")
         resolved = {}
         for name, act, conds, path in rules:
             if act == default:
-                continue  # redundant (and libseccomp refuses it)
+                continue  # redundant (and libseccomp refuses it), as runc
             nr = resolved.get(name)
             if nr is None:
                 nr = resolved[name] = h.seccomp_syscall_resolve_name(name.encode())
@@ -395,11 +449,12 @@ def _compile(default, arches, rules, warn) -> bytes:
             for cs in _rule_sets(conds):
                 arr = _arg_array(cs) if cs else None
                 r = h.seccomp_rule_add_array(ctx, act, nr, len(cs), arr)
-                if r < 0:
+                if r < 0 and r != -_errno.EEXIST:
                     raise SpecError(path, f"seccomp rule for {name}: {os.strerror(-r)}")
-        return _export(h, ctx)
-    finally:
+        return ctx
+    except BaseException:
         h.seccomp_release(ctx)
+        raise
 
 
 def _export(h, ctx) -> bytes:
@@ -575,8 +630,16 @@ def action_available(name: str) -> bool:
                                ctypes.byref(act)) == 0
 
 
-def preload():
-    """Imports Filter.load() needs after pivot_root."""
+def preload(cfg=None):
+    """Imports build() and Filter.load() need in the container process (after
+    unshare(user), after pivot_root); with ``cfg``, kago.log too if build()
+    will warn (an architecture this libseccomp lacks)."""
+    _hasher()
+    if version() and isinstance(cfg, dict):
+        for a in cfg.get("architectures") or ():
+            if a in ARCHES and not lib().seccomp_arch_resolve_name(ARCHES[a].encode()):
+                from kago import log  # noqa: F401
+                break
     import _socket  # noqa: F401
     from kago import _ffi as ctypes  # noqa: F401
     from kago import _json  # noqa: F401

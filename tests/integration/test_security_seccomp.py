@@ -242,6 +242,52 @@ def test_exec_gets_the_containers_filter(bundle, run_kago, cid, state_root, tmp_
     run_kago("delete", "--force", cid)
 
 
+# ---------------------------------------------------- engines' own profiles
+
+#: linux.seccomp as the engines hand it to the runtime (tests/data/README.md)
+ENGINE_PROFILES = {"podman": "seccomp_podman_4.3.1_debian12.json",
+                   "docker": "seccomp_docker_20.10.24_debian12.json"}
+#: CAP_SYS_ADMIN, so a refused swapoff is seccomp's doing, not a missing capability
+ADMIN = {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]
+         for k in ("bounding", "effective", "permitted")}
+PROBE = ("swapoff /no-such-swap; echo swap=$?; echo hi > /f && cat /f; "
+         "ip link show lo >/dev/null && echo netlink-ok; sleep 0 & wait $! && echo fork-ok; "
+         "grep ^Seccomp: /proc/self/status")
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINE_PROFILES))
+def test_engine_default_profile(bundle, run_kago, make_cid, engine):
+    """Debian 12's podman sends two identical socket rules (libseccomp answers
+    EEXIST for one on x86): the container runs, a syscall the profile blocks
+    is blocked inside - in init and in an exec'd process -, the rest works;
+    the host sees the filter on the container's process."""
+    prof = json.loads((DATA / ENGINE_PROFILES[engine]).read_text())
+    proc = {"capabilities": ADMIN}
+    # the control: without the profile swapoff gets as far as the path
+    r = run_kago("run", "--bundle", bundle(PROBE, process=proc, **RW), make_cid(), check=False)
+    assert "No such file or directory" in r.stderr and "Seccomp:\t0" in r.stdout, r
+    r = run_sc(bundle, run_kago, make_cid(), PROBE, prof, process=proc)
+    assert r.returncode == 0, r.stderr
+    assert "swap=1" in r.stdout and "Operation not permitted" in r.stderr, r
+    assert "No such file" not in r.stderr
+    for ok in ("hi", "netlink-ok", "fork-ok", "Seccomp:\t2"):
+        assert ok in r.stdout, (ok, r)
+    # the host's view of a running container, and an exec'd process
+    cid = make_cid()
+    b = bundle("sleep 60", process=dict(proc, noNewPrivileges=True),
+               linux={"seccomp": prof}, **RW)
+    run_kago("run", "-d", "--bundle", b, cid)
+    pid = json.loads(run_kago("state", cid).stdout)["pid"]
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "Seccomp:\t2" in status and "Seccomp_filters:\t1" in status
+    r = run_kago("exec", cid, "sh", "-c", PROBE)
+    out = r.stdout + r.stderr
+    assert "swap=1" in out and "Operation not permitted" in out, out
+    assert "netlink-ok" in out and "Seccomp:\t2" in out
+    run_kago("delete", "--force", cid)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
 # ------------------------------------------------------------------- notify
 
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100

@@ -147,6 +147,95 @@ def test_realistic_profile_builds_quickly():
     assert len(f.bpf) // 8 > 300
 
 
+ENGINES = ["seccomp_podman_4.3.1_debian12.json", "seccomp_docker_20.10.24_debian12.json"]
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_engine_default_profiles_build(name):
+    """The profiles as podman and dockerd hand them over (tests/data/README.md)."""
+    f = sc.build(json.loads((DATA / name).read_text()), cache=False)
+    assert len(f.bpf) // 8 > 300
+
+
+def test_podman_profile_keeps_every_socket_rule_on_the_native_arch():
+    """podman's profile: ERRNO(EINVAL) for socket(AF_NETLINK, *, NETLINK_AUDIT), then
+    ALLOW a2 != 9, ALLOW a0 != 16, ALLOW a2 != 9 again.  On x86 (socketcall)
+    libseccomp answers EEXIST for one of them; the native filter still has them
+    all: socket(AF_INET, SOCK_DGRAM, 9) is allowed by "a0 != 16" alone (the
+    kernel's answer, not the default ENOSYS)."""
+    p = json.loads((DATA / ENGINES[0]).read_text())
+    socks = [r for r in p["syscalls"] if "socket" in r["names"]]
+    assert len(socks) == 4 and socks[1] == socks[3]  # the profile as captured
+    f = sc.build(p, cache=False)
+    import socket
+
+    def probe():
+        out = []
+        for fam, typ, proto in ((16, socket.SOCK_RAW, 9), (2, socket.SOCK_DGRAM, 9),
+                                (2, socket.SOCK_DGRAM, 0)):
+            try:
+                socket.socket(fam, typ, proto).close()
+                out.append(0)
+            except OSError as e:
+                out.append(e.errno)
+        return out
+    got = in_child(f, probe)
+    assert got[0] == errno.EINVAL                     # the ERRNO rule
+    assert got[1] not in (errno.ENOSYS, errno.EINVAL)  # allowed: the kernel's own answer
+    assert got[2] == 0
+
+
+def test_duplicate_and_overlapping_rules_load_first_one_stands():
+    def errno_rule(n):
+        return {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": n}
+    arches = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    for rules, want in (([77, 77, 78], 77), ([78, 77, 77], 78)):
+        f = sc.build(prof("SCMP_ACT_ALLOW", *map(errno_rule, rules), architectures=arches),
+                     cache=False)
+        assert in_child(f, errno_of(_raw_getppid)) == want
+
+
+def test_rules_compile_as_one_context_would():
+    """Built per architecture and merged: the same program libseccomp makes
+    from one multi-architecture context when no rule conflicts."""
+    p = json.loads((DATA / "seccomp_default.json").read_text())
+    default, arches, _, rules, _ = sc.parse(p)
+    h = sc.lib()
+    ctx = h.seccomp_init(default)
+    try:
+        for a in arches:
+            h.seccomp_arch_add(ctx, h.seccomp_arch_resolve_name(a.encode()))
+        for name, act, conds, _ in rules:
+            nr = h.seccomp_syscall_resolve_name(name.encode())
+            if act == default or nr < 0:
+                continue
+            for cs in sc._rule_sets(conds):
+                assert h.seccomp_rule_add_array(ctx, act, nr, len(cs),
+                                                sc._arg_array(cs) if cs else None) == 0
+        one = sc._export(h, ctx)
+    finally:
+        h.seccomp_release(ctx)
+    assert sc.build(p, cache=False).bpf == one
+
+
+def test_a_real_libseccomp_error_is_still_an_error(monkeypatch):
+    h = sc.lib()
+    real = h.seccomp_rule_add_array
+
+    class Lib:
+        def __getattr__(self, name):
+            return getattr(h, name)
+
+        def seccomp_rule_add_array(self, *a):
+            real(*a)
+            return -errno.EINVAL
+    monkeypatch.setattr(sc, "_lib", Lib())
+    with pytest.raises(SpecError) as e:
+        sc.build(prof("SCMP_ACT_ALLOW", {"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}),
+                 cache=False)
+    assert "linux.seccomp.syscalls[0]" in str(e.value) and "Invalid argument" in str(e.value)
+
+
 def test_version():
     assert sc.version().count(".") == 2
 
