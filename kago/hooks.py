@@ -20,12 +20,17 @@ def run_hooks(kind: str, hooks, state: dict, cwd: str | None = None):
     if not hooks:
         return
     data = json.dumps(state).encode()
+    if kind == "poststop":
+        return _poststop(hooks, data, cwd)
     for i, h in enumerate(hooks):
-        if kind != "poststop":
-            run_one(kind, h, data, cwd, i)
-            continue
+        run_one(kind, h, data, cwd, i)
+
+
+def _poststop(hooks, data, cwd):
+    """Every poststop hook runs; a failure is a warning (run by main, in delete)."""
+    for i, h in enumerate(hooks):
         try:
-            run_one(kind, h, data, cwd, i)
+            run_one("poststop", h, data, cwd, i)
         except HookError as e:
             from kago import log
             log.warning(f"poststop hook failed: {e}")

@@ -26,6 +26,7 @@ MAIN_ONLY = {
     ("kago/security/seccomp.py", "_hasher"): "alternatives; preload() resolves one (checked below)",
     ("kago/security/seccomp.py", "preload"): "main's preload itself",
     ("kago/process/attrs.py", "warn_capabilities"): "main, before the fork",
+    ("kago/hooks.py", "_poststop"): "poststop hooks run in main (delete)",
     # conditional: seccomp.preload(cfg) imports kago.log when build() will warn
     # (an architecture this libseccomp lacks; every ARCHES entry is known to 2.5)
     ("kago/process/init.py", "_warn"): "only for a warning seccomp.preload foresees",
