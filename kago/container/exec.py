@@ -58,9 +58,11 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
             os.close(fd)
         raise KagoError(f"container {c.id}: open namespaces of init: {e.strerror}") from None
     cg = c._cgroup()
-    cg_dirs = list(cg.dirs.values())
-    if cgroup:
-        cg_dirs = [os.path.join(d, cgroup.lstrip("/")) for d in cg_dirs]
+    if cgroup:   # runc's --cgroup: PATH or CTRL[,CTRL]:PATH, below the container's
+        from kago.cgroups import parse_sub_cgroups
+        cg_dirs = cg.sub_dirs(parse_sub_cgroups(cgroup))
+    else:
+        cg_dirs = list(cg.dirs.values())
     con = None
     relay_sock = None
     if terminal:
