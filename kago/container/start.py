@@ -34,10 +34,11 @@ def start(c, notify_socket=None, wait_ready=True):
     if nsock is None:
         return
     if not wait_ready:
-        c._notify_child = notify.forward_in_child(nsock, notify_socket, c._data["pid"])
+        c._notify_child = notify.forward_in_child(nsock, notify_socket, c._data["pid"],
+                                                  c._data.get("start_time"))
         return
     try:
-        notify.forward(nsock, notify_socket, c._data["pid"])
+        notify.forward(nsock, notify_socket, c._data["pid"], c._data.get("start_time"))
     finally:
         nsock.close()
 
