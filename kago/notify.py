@@ -65,34 +65,50 @@ def _address(host: str) -> str:
     return "\0" + host[1:] if host.startswith("@") else host
 
 
-def forward(sock, host: str, pid: int) -> bool:
+def forward(sock, host: str, pid: int, start_time=None) -> bool:
     """Wait for ``READY=`` from the container (or for ``pid`` to exit) and pass
-    it on to ``host`` with MAINPID and a barrier.  True if READY was sent."""
+    it on to ``host`` with MAINPID and a barrier.  True if READY was sent.
+    ``start_time``: init's (state.json); a pid reused once a fast subreaper
+    reaped init is not waited for."""
     import select
     try:
         pfd = os.pidfd_open(pid)
-    except OSError:           # gone already
-        return False
+    except OSError:           # gone already (reaped): only what it sent before
+        pfd = -1
+    else:
+        if start_time not in (None, -1):
+            from kago.container.state import proc_start_time
+            st = proc_start_time(pid)
+            if st is None or st[1] != start_time:
+                os.close(pfd)
+                pfd = -1
     try:
         p = select.poll()
         p.register(sock.fileno(), select.POLLIN)
-        p.register(pfd, select.POLLIN)
+        if pfd >= 0:
+            p.register(pfd, select.POLLIN)
         while True:
-            events = dict(p.poll())
-            if sock.fileno() in events:   # (first: a READY sent just before exiting counts)
+            events = dict(p.poll(None if pfd >= 0 else 0))
+            if pfd >= 0 and pfd in events:
+                # init is gone: a READY it sent just before exiting still counts
+                p.unregister(pfd)
+                os.close(pfd)
+                pfd = -1
+            if sock.fileno() in events:
                 ready = next((line for line in sock.recv(4096).split(b"\n")
                               if line.startswith(b"READY=")), None)
                 if ready is not None:
                     break
-            if pfd in events:
-                return False        # init is gone: nothing will be ready
+            elif pfd < 0:
+                return False        # init is gone and nothing more is queued
     finally:
-        os.close(pfd)
+        if pfd >= 0:
+            os.close(pfd)
     _notify_host(host, ready, pid)
     return True
 
 
-def forward_in_child(sock, host: str, pid: int) -> int:
+def forward_in_child(sock, host: str, pid: int, start_time=None) -> int:
     """:func:`forward` in a child process (``run`` in the foreground waits for
     the container meanwhile); returns the child's pid, for the caller to kill
     and reap once the container has exited."""
@@ -100,7 +116,7 @@ def forward_in_child(sock, host: str, pid: int) -> int:
     if child == 0:
         code = 1
         try:
-            forward(sock, host, pid)
+            forward(sock, host, pid, start_time)
             code = 0
         except BaseException as e:  # noqa: B902 - a child: log it and exit
             from kago import log

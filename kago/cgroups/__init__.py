@@ -60,6 +60,89 @@ def default_path(container_id: str) -> str:
     return f"{DEFAULT_PARENT}/{container_id}"
 
 
+def clean_path(path: str) -> str:
+    """runc's ``utils.CleanPath``: Go's ``filepath.Clean``, with a relative
+    path cleaned as if from ``/`` and kept relative (``../../x`` -> ``x``,
+    ``..`` -> ``.``), so that no ``..`` survives to climb out of whatever it
+    is joined to.  A NUL byte is an error (no path can hold one)."""
+    if "\0" in path:
+        from kago.errors import CgroupError
+        raise CgroupError(f"cgroup path {path!r} contains a NUL byte")
+    parts = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    if path.startswith("/"):
+        return "/" + "/".join(parts)
+    return "/".join(parts) or "."
+
+
+def join(mountpoint: str, path: str) -> str:
+    """``path`` (cleaned from ``/``, relative or not) under ``mountpoint``:
+    the one place a cgroup path meets a hierarchy, and never outside it."""
+    sub = clean_path("/" + path)
+    return mountpoint.rstrip("/") + sub if sub != "/" else mountpoint
+
+
+def container_dir(mountpoint: str, path: str, given: str) -> str:
+    """:func:`join` for a container's own cgroup (``given``: cgroupsPath as
+    written): never the hierarchy's root, which holds every process of the
+    host (no limit would hold, and removing it would reach them all)."""
+    d = join(mountpoint, path)
+    if d == mountpoint.rstrip("/") or d == mountpoint:
+        from kago.errors import CgroupError
+        raise CgroupError(f"linux.cgroupsPath {given!r}: is the root cgroup of "
+                          f"{mountpoint}, not a cgroup of the container's own", d)
+    return d
+
+
+def is_under(d: str, top: str) -> bool:
+    """Is directory ``d`` ``top`` or below it (both clean, absolute)?"""
+    top = top.rstrip("/")
+    return d == top or d.startswith(top + "/")
+
+
+def parse_sub_cgroups(args) -> dict:
+    """``exec --cgroup`` arguments (runc's: ``PATH`` alone, or ``CTRL:PATH``
+    with ``CTRL`` a comma list) -> {controller: path}, ``""``: every one."""
+    from kago.errors import InvalidArgument
+    if isinstance(args, str):
+        args = [args]
+    paths = {}
+    for a in args:
+        cs = a.split(":", 2)
+        if len(cs) > 2:
+            raise InvalidArgument(f"invalid --cgroup argument: {a}")
+        if len(cs) == 1:
+            if len(args) != 1:
+                raise InvalidArgument(f"invalid --cgroup argument: {a} "
+                                      "(missing <controller>: prefix)")
+            paths[""] = a
+            continue
+        for ctrl in cs[0].split(","):
+            if not ctrl:
+                raise InvalidArgument(f"invalid --cgroup argument: {a} "
+                                      "(empty <controller> prefix)")
+            if ctrl in paths:
+                raise InvalidArgument(f"invalid --cgroup argument(s): controller {ctrl} "
+                                      "specified multiple times")
+            paths[ctrl] = cs[1]
+    return paths
+
+
+def sub_cgroup(base: str, sub: str) -> str:
+    """The directory ``sub`` names below the container's cgroup directory
+    ``base``: ``base`` itself or a descendant, never above (runc's words)."""
+    d = clean_path(base + "/" + sub)
+    if not is_under(d, base) or "\0" in sub:
+        from kago.errors import InvalidArgument
+        raise InvalidArgument(f"{sub} is not a sub cgroup path")
+    return d
+
+
 def _hierarchies(mountinfo="/proc/self/mountinfo"):
     """[(mountpoint, fstype, superopts)] of the cgroup mounts of this process."""
     out = []

@@ -5,7 +5,7 @@ listing, signalling and removing, and the one place cgroup files are written
 from kago import _os as os   # not os: see kago/_os.py
 import time
 
-from kago.cgroups import CGROUP_ROOT
+from kago.cgroups import CGROUP_ROOT, is_under
 
 
 def _error(message, path=None):
@@ -43,6 +43,8 @@ class FsManager:
         d = None
         try:
             for mp, d in self.dirs.items():
+                if not is_under(d, mp):   # (kago.cgroups.join made it: never)
+                    raise _error(f"create cgroup {d}: not under the cgroup mount {mp}", d)
                 made += _makedirs(d)
                 self._prepare(mp, d)
         except OSError as e:
@@ -64,6 +66,30 @@ class FsManager:
                 _write_bytes(os.path.join(d, "cgroup.procs"), data)
             except OSError as e:
                 raise _error(f"join cgroup {d}: {e.strerror}", d) from None
+
+    def sub_dirs(self, paths: dict) -> list:
+        """The directories ``exec --cgroup`` joins (``paths``: from
+        :func:`kago.cgroups.parse_sub_cgroups`): every hierarchy's directory,
+        with its sub-cgroup where one is named - only below the container's."""
+        from kago.cgroups import sub_cgroup
+        ctrl = self._controller_dirs()
+        unknown = [c for c in paths if c and c not in ctrl]
+        if unknown:
+            from kago.errors import InvalidArgument
+            raise InvalidArgument(f"unknown controller {unknown[0]} in SubCgroupPaths")
+        out = []
+        for d in self.dirs.values():
+            sub = paths.get("")
+            for c, cd in ctrl.items():
+                if cd == d and c in paths:
+                    sub = paths[c]
+            out.append(sub_cgroup(d, sub) if sub is not None else d)
+        return out
+
+    def _controller_dirs(self) -> dict:
+        """controller -> directory, for ``exec --cgroup CTRL:PATH`` (v2: none:
+        a path without a controller, as runc)."""
+        return {}
 
     def pids(self) -> list:
         """Every pid in the container's cgroup and its sub-cgroups (``exec

@@ -35,6 +35,10 @@ def parse_path(path, container_id):
                           f"for systemd cgroups, got {path!r} instead")
     slice_, prefix, name = parts
     slice_ = slice_ or "system.slice"
+    for what, v in (("prefix", prefix), ("name", name)):
+        # one unit name, as systemd takes it: never a path ('/', '..') or a NUL
+        if "/" in v or "\0" in v or v in (".", ".."):
+            raise CgroupError(f"invalid systemd unit {what} {v!r} in cgroupsPath {path!r}")
     if name.endswith(".slice"):
         unit = name
     else:
@@ -49,7 +53,8 @@ def expand_slice(slice_):
     name = slice_[:-len(".slice")]
     if name == "-":
         return "/"
-    if name.startswith("-") or name.endswith("-") or "--" in name:
+    if not name or "\0" in name or name.startswith("-") or name.endswith("-") \
+            or "--" in name:
         raise CgroupError(f"invalid systemd slice name {slice_!r}")
     path, prefix = "", ""
     for part in name.split("-"):

@@ -25,7 +25,7 @@ A class whose controller is not mounted here is an error only if requested.
 
 from kago import _os as os   # not os: see kago/_os.py
 
-from kago.cgroups import _hierarchies
+from kago.cgroups import _hierarchies, clean_path, container_dir
 from kago.cgroups.fs import FsManager, _error, _is_error, read, read_int, unsupported, write
 
 _NOT_CONTROLLERS = {"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode",
@@ -70,16 +70,16 @@ class V1Manager(FsManager):
 
     @classmethod
     def for_path(cls, path, mountinfo="/proc/self/mountinfo", own_cgroups=None):
+        given, path = path, clean_path(path)   # no '..' left: see kago.cgroups.join
         rel = not path.startswith("/")
         own = (own_cgroups if own_cgroups is not None else _own_cgroups()) if rel else {}
         dirs, subsys = {}, {}
         for mp, fstype, opts in _hierarchies(mountinfo):
             ctrls = _controllers(mp, opts) if fstype == "cgroup" else [""]
             base = "/"
-            if rel:
+            if rel:   # under our own cgroup in this hierarchy, as runc
                 base = next((own[c] for c in ctrls if c in own), "/")
-            d = os.path.join(mp, base.lstrip("/"), path.lstrip("/"))
-            dirs[mp] = os.path.normpath(d)
+            dirs[mp] = container_dir(mp, base + "/" + path, given)
             for c in ctrls:
                 subsys.setdefault(c or "unified", dirs[mp])
         return cls(path, dirs, subsys)
@@ -92,6 +92,9 @@ class V1Manager(FsManager):
     @classmethod
     def from_json(cls, d):
         return cls(d["path"], d.get("dirs") or {}, d.get("subsys"))
+
+    def _controller_dirs(self):
+        return self.subsys
 
     def _prepare(self, mp, d):
         if self.subsys.get("cpuset") == d:

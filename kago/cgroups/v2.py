@@ -25,7 +25,7 @@ network           v1-only (net_cls/net_prio): an error if requested
 
 from kago import _os as os   # not os: see kago/_os.py
 
-from kago.cgroups import CGROUP_ROOT
+from kago.cgroups import CGROUP_ROOT, clean_path, container_dir
 from kago.cgroups.fs import FsManager, read, read_int, unsupported, write
 from kago.errors import CgroupError
 
@@ -46,11 +46,12 @@ class V2Manager(FsManager):
 
     @classmethod
     def for_path(cls, path, root=CGROUP_ROOT):
+        given, path = path, clean_path(path)   # no '..' left: see kago.cgroups.join
         if not path.startswith("/"):
             # relative: under the parent of our own cgroup (as runc)
-            base = os.path.dirname(_own_path())
-            path = os.path.join(base, path)
-        return cls(path, {root: os.path.normpath(os.path.join(root, path.lstrip("/")))})
+            base = os.path.dirname(clean_path(_own_path()))
+            path = clean_path(base + "/" + path)
+        return cls(path, {root: container_dir(root, path, given)})
 
     @property
     def dir(self):

@@ -318,9 +318,7 @@ def cmd_exec(inv):
             p["apparmorProfile"] = o["apparmor"]
         if o.get("process_label"):
             p["selinuxLabel"] = o["process_label"]
-    cg = None
-    for item in o.get("cgroup") or ():
-        cg = item.partition(":")[2] if ":" in item else item
+    cg = list(o.get("cgroup") or ())   # checked by kago.cgroups.parse_sub_cgroups
     pid_file = os.path.abspath(o["pid_file"]) if o.get("pid_file") else None
     sock = os.path.abspath(o["console_socket"]) if o.get("console_socket") else None
     rc = c.exec(p, detach=bool(o.get("detach")), pid_file=pid_file, console_socket=sock,

@@ -172,7 +172,9 @@ class Container:
         """Run ``process`` (an OCI process object) inside the container.
 
         Foreground: waits, forwarding signals, and returns its exit status.
-        ``detach``: returns its host pid once it has exec'd."""
+        ``detach``: returns its host pid once it has exec'd.  ``cgroup``: runc's
+        ``--cgroup`` value(s), a string or a list (``PATH`` or
+        ``CTRL[,CTRL]:PATH``): a sub-cgroup of the container's to join."""
         from kago.container.exec import exec_process
         return exec_process(self, process, detach=detach, pid_file=pid_file,
                             console_socket=console_socket, preserve_fds=preserve_fds,

@@ -40,6 +40,12 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
             raise KagoError(f"preserve-fds: file descriptor {fd} is not open") from None
     init_pid = c._data["pid"]
     cfg = c.config()
+    cg = c._cgroup()   # (before anything is opened: a bad --cgroup leaks nothing)
+    if cgroup:   # runc's --cgroup: PATH or CTRL[,CTRL]:PATH, below the container's
+        from kago.cgroups import parse_sub_cgroups
+        cg_dirs = cg.sub_dirs(parse_sub_cgroups(cgroup))
+    else:
+        cg_dirs = list(cg.dirs.values())
     # open every namespace of init now: one consistent view, before any setns
     ns_fds = []
     types = [n["type"] for n in cfg.get("namespaces") or ()]
@@ -57,10 +63,6 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         for fd, _, _ in ns_fds:
             os.close(fd)
         raise KagoError(f"container {c.id}: open namespaces of init: {e.strerror}") from None
-    cg = c._cgroup()
-    cg_dirs = list(cg.dirs.values())
-    if cgroup:
-        cg_dirs = [os.path.join(d, cgroup.lstrip("/")) for d in cg_dirs]
     con = None
     relay_sock = None
     if terminal:

@@ -21,7 +21,7 @@ def start(c, notify_socket=None, wait_ready=True):
                 from kago import notify
                 nsock = notify.bind(c.state_dir)   # before init can exec
             fifo = os.path.join(c.state_dir, _st.FIFO)
-            data = _read_fifo(fifo, c._data["pid"])
+            data = _read_fifo(fifo, c._data["pid"], c._data.get("start_time"))
             try:
                 os.unlink(fifo)
             except FileNotFoundError:
@@ -34,10 +34,11 @@ def start(c, notify_socket=None, wait_ready=True):
     if nsock is None:
         return
     if not wait_ready:
-        c._notify_child = notify.forward_in_child(nsock, notify_socket, c._data["pid"])
+        c._notify_child = notify.forward_in_child(nsock, notify_socket, c._data["pid"],
+                                                  c._data.get("start_time"))
         return
     try:
-        notify.forward(nsock, notify_socket, c._data["pid"])
+        notify.forward(nsock, notify_socket, c._data["pid"], c._data.get("start_time"))
     finally:
         nsock.close()
 
@@ -62,28 +63,40 @@ def _started(c, data):
             log.warning(f"poststart hook failed: {e}")
 
 
-def _read_fifo(path, pid):
+def _read_fifo(path, pid, start_time=None):
     """Open exec.fifo for reading and read until init's exec closes it.
 
     Non-blocking, polled beside a pidfd of init, so a dead init can't hang us.
     Whatever the events say, the fifo is drained before deciding: a process
     that execs and exits at once (``echo hello``) makes the pidfd and the fifo
-    ready together, and its ``0`` must still be read."""
+    ready together, and its ``0`` must still be read.
+
+    Init blocks opening the fifo for writing until this open, so once init is
+    gone - exited, even reaped already by a fast subreaper (conmon, a shim) so
+    that its pid is free or taken by another process - everything it wrote is
+    in the pipe: a gone init is drained like a dead one, never taken as an
+    init that died before exec."""
     import select
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        pfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        os.close(fd)
-        return b""
+    pfd = -1
     chunks = []
     try:
+        try:
+            pfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pass                      # reaped already: the fifo says how it went
+        else:
+            st = _st.proc_start_time(pid) if start_time not in (None, -1) else None
+            if start_time not in (None, -1) and (st is None or st[1] != start_time):
+                os.close(pfd)         # the pid was reused after init was reaped
+                pfd = -1
         p = select.poll()
         p.register(fd, select.POLLIN | select.POLLHUP)
-        p.register(pfd, select.POLLIN)
+        if pfd >= 0:
+            p.register(pfd, select.POLLIN)
         while True:
-            events = p.poll()
-            dead = any(f == pfd for f, _ in events)
+            events = p.poll() if pfd >= 0 else ()
+            dead = pfd < 0 or any(f == pfd for f, _ in events)
             hup = any(f == fd and ev & select.POLLHUP for f, ev in events)
             eof = False
             while True:
@@ -103,5 +116,6 @@ def _read_fifo(path, pid):
                 break
     finally:
         os.close(fd)
-        os.close(pfd)
+        if pfd >= 0:
+            os.close(pfd)
     return b"".join(chunks)

@@ -440,6 +440,8 @@ def _linux(lx):
         v = _opt(lx, k)
         if v is not None:
             _check(v, "linux." + k, str)
+            if "\0" in v:
+                raise SpecError("linux." + k, "contains a NUL byte")
     for k in ("resources", "seccomp", "intelRdt", "personality", "memoryPolicy",
               "netDevices"):
         v = _opt(lx, k)

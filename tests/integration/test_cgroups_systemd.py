@@ -173,6 +173,27 @@ def test_bad_systemd_path(systemd_mock, bundle, run_kago, cid, assert_clean):
     assert_clean()
 
 
+@pytest.mark.parametrize("path,words", [
+    ("{slice}:kago:../../../../tmp/{cid}", "invalid systemd unit name"),
+    ("{slice}:../../../../tmp:{cid}", "invalid systemd unit prefix"),
+    ("{slice}:kago:..", "invalid systemd unit name"),
+    ("../../tmp/{cid}.slice:kago:{cid}", "invalid systemd slice name"),
+])
+def test_systemd_path_never_leaves_the_cgroup_mounts(path, words, systemd_mock, bundle,
+                                                     run_kago, cid, assert_clean):
+    """slice:prefix:name are names, not paths: refused before any unit is
+    started or directory made (issue 12, item 2)."""
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=systemd_mock)
+    b = bundle(["true"], linux={"cgroupsPath": path.format(slice=SLICE, cid=cid)})
+    r = run_kago("--systemd-cgroup", "run", "-b", b, cid, env=env, check=False)
+    assert r.returncode == 1
+    assert words in r.stderr, r.stderr
+    assert not [c for c in calls(systemd_mock) if c[1] == "StartTransientUnit"]
+    for d in (f"/tmp/{cid}", f"/tmp/{cid}.slice", f"/sys/fs/cgroup/tmp/{cid}"):
+        assert not os.path.lexists(d), d
+    assert_clean()
+
+
 def test_no_bus_is_a_clear_error(bundle, run_kago, cid, tmp_path, assert_clean):
     env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={tmp_path}/nobus")
     b = bundle(["true"], linux={"cgroupsPath": f"{SLICE}:kago:{cid}"})
