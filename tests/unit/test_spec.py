@@ -225,7 +225,9 @@ BAD = [
     ("process.cwd", "tmp", "process.cwd", 'must be an absolute path, got "tmp"'),
     ("process.terminal", 1, "process.terminal", "expected boolean, got integer"),
     ("process.consoleSize", {"height": 1}, "process.consoleSize.width", "is required"),
-    ("process.user.uid", -1, "process.user.uid", "-1 is out of range [0, 4294967295]"),
+    ("process.user.uid", -1, "process.user.uid", "-1 is out of range [0, 4294967294]"),
+    # (uid_t)-1 is "leave unchanged" to setresuid(2): the process would stay root
+    ("process.user.uid", 4294967295, "process.user.uid", "out of range [0, 4294967294]"),
     ("process.user.gid", "0", "process.user.gid", "expected integer, got string"),
     ("process.user.uid", 1.0, "process.user.uid", "expected integer, got number"),
     ("process.user.uid", True, "process.user.uid", "expected integer, got boolean"),
