@@ -383,6 +383,8 @@ def cmd_update(inv):
             raise CommandError("open " + os_error_text(e)) from None   # Go: "open F: ..."
         except ValueError as e:
             raise CommandError(f"unable to parse resources: {e}") from None
+        except RecursionError:
+            raise CommandError("unable to parse resources: nested too deeply") from None
         if not isinstance(r, dict):
             raise CommandError("unable to parse resources: not a JSON object")
     else:

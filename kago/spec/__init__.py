@@ -456,7 +456,8 @@ _RESOURCES = {"devices": _res_devices, "memory": _res_memory, "cpu": _res_cpu,
 
 
 def validate_resources(res, path="linux.resources"):
-    """Check a ``linux.resources`` object (config.json's, or ``update -r``)."""
+    """Check a ``linux.resources`` object on its own (``update -r FILE``)."""
+    _text(res, path)
     return _fields(res, path, _RESOURCES)
 
 
@@ -758,7 +759,7 @@ def _linux(lx):
             _check(v, "linux." + k, str)
     v = _opt(lx, "resources")
     if v is not None:
-        validate_resources(v)
+        _fields(v, "linux.resources", _RESOURCES)
     v = _opt(lx, "seccomp")
     if v is not None:
         _seccomp(v, "linux.seccomp")
