@@ -238,6 +238,11 @@ def _key(k):
     return _c_json.encode_basestring_ascii(k)
 
 
+#: objects whose keys are data: their members are spelt ``path["key"]``
+_MAPS = frozenset(("annotations", "linux.sysctl", "linux.resources.unified",
+                   "linux.resources.rdma", "resources.unified", "resources.rdma"))
+
+
 def _unclean(v, path, depth=1):
     """The slow pass: raise SpecError at the first thing _clean refused."""
     if type(v) is dict:
@@ -257,7 +262,12 @@ def _unclean(v, path, depth=1):
             why = _bad_text(k)
             if why:
                 raise SpecError(path, f"key {_key(k)} {why}")
-            p = (f"{path}.{k}" if path else k) if k.isidentifier() else f"{path}[{_key(k)}]"
+            if not path:
+                p = k
+            elif k.isidentifier() and path not in _MAPS:
+                p = f"{path}.{k}"
+            else:
+                p = f"{path}[{_key(k)}]"
         t = type(x)
         if t is str:
             why = _bad_text(x)
@@ -490,9 +500,26 @@ def _seccomp(value, path):
     return value
 
 
-_PERSONALITY = {"domain": str, "flags": _strlist}
-_MEMORY_POLICY = {"mode": str, "nodes": _nodelist, "flags": _strlist}
 _AFFINITY = {"initial": _cpulist, "final": _cpulist}
+
+
+def _personality(value, path):
+    from kago.process.extras import PERSONALITY_DOMAINS
+    _fields(value, path, {"domain": str, "flags": _strlist})
+    dom = _req(value, "domain", path + ".domain")
+    if dom not in PERSONALITY_DOMAINS:
+        raise SpecError(path + ".domain", f"unknown personality domain {json.dumps(dom)}")
+    return value
+
+
+def _memory_policy(value, path):
+    from kago.process.extras import MPOL_FLAGS, MPOL_MODES
+    _fields(value, path, {"mode": str, "nodes": _nodelist,
+                          "flags": _strlist_of(MPOL_FLAGS, "memory policy flag")})
+    mode = _req(value, "mode", path + ".mode")
+    if mode not in MPOL_MODES:
+        raise SpecError(path + ".mode", f"unknown memory policy mode {json.dumps(mode)}")
+    return value
 
 
 def _scheduler(value, path):
@@ -765,10 +792,10 @@ def _linux(lx):
         _seccomp(v, "linux.seccomp")
     v = _opt(lx, "personality")
     if v is not None:
-        _fields(v, "linux.personality", _PERSONALITY)
+        _personality(v, "linux.personality")
     v = _opt(lx, "memoryPolicy")
     if v is not None:
-        _fields(v, "linux.memoryPolicy", _MEMORY_POLICY)
+        _memory_policy(v, "linux.memoryPolicy")
     for k in ("intelRdt", "netDevices"):     # not consumed by kago
         v = _opt(lx, k)
         if v is not None:
