@@ -280,6 +280,8 @@ def cmd_exec(inv):
             raise CommandError(f"open {o['process']}: {e.strerror.lower()}") from None
         except ValueError as e:
             raise CommandError(f"{o['process']}: invalid JSON: {e}") from None
+        except RecursionError:
+            raise CommandError(f"{o['process']}: invalid JSON: nested too deeply") from None
     else:
         if len(inv.args) < 2:
             raise CommandError("process args cannot be empty")
