@@ -216,7 +216,7 @@ def apply(doc, path, value):
     obj = doc
     for k in path[:-1]:
         obj = obj[k]
-    old = obj[path[-1]]
+    old = obj.get(path[-1]) if isinstance(obj, dict) else obj[path[-1]]
     if value is DELETE:
         del obj[path[-1]]
     else:

@@ -153,3 +153,44 @@ def test_kago_create_with_mutated_full_configs(bundle, run_kago, make_cid, state
     print("\n".join(failed))
     assert seen["refused"] > len(cases) // 2
     assert seen["created"] > 0
+
+
+# the cases issue 12 found with Python's words, each through `kago create`
+KNOWN = [
+    (("hostname",), "kago\ud800", "hostname: contains a lone UTF-16 surrogate"),
+    (("annotations", "org.example.fuzz"), "\udfff", 'annotations["org.example.fuzz"]: '
+     "contains a lone UTF-16 surrogate"),
+    (("linux", "resources", "devices"), True,
+     "linux.resources.devices: expected array, got boolean"),
+    (("linux", "resources", "memory"), True,
+     "linux.resources.memory: expected object, got boolean"),
+    (("process", "scheduler", "nice"), "x", "process.scheduler.nice: expected integer, got string"),
+    (("process", "user", "umask"), 2147483648,
+     "process.user.umask: 2147483648 is out of range [0, 4095]"),
+    (("process", "user", "uid"), 4294967295,
+     "process.user.uid: 4294967295 is out of range [0, 4294967294]"),
+    (("mounts", 7, "source"), "/etc\0", "mounts[7].source: contains a nul byte"),
+    (("hooks", "prestart", 0, "path"), "/bin/true\0", "hooks.prestart[0].path: contains a nul byte"),
+    (("process", "env", 2), "A=\0", "process.env[2]: contains a nul byte"),
+    (("linux", "namespaces", 0, "path"), "/proc/1/ns/pid\0",
+     "linux.namespaces[0].path: contains a nul byte"),
+    (("linux", "resources", "hugepageLimits"), [{"pageSize": "../../../../tmp/x", "limit": 1}],
+     "linux.resources.hugepageLimits[0].pageSize: invalid huge page size"),
+]
+
+
+@pytest.mark.parametrize("path, value, words", KNOWN, ids=[dotted(k[0]) for k in KNOWN])
+def test_known_python_words_cases(bundle, run_kago, cid, state_root, tmp_path, assert_clean,
+                                  host_sysctls, path, value, words):
+    doc = apply(host_config(cid, host_sysctls), path, value)
+    b = bundle(["true"])
+    (b / "config.json").write_text(json.dumps(doc))
+    log = tmp_path / "log.json"
+    r = run_kago("--log", log, "--log-format", "json", "create", "-b", b, cid, check=False)
+    assert r.returncode == 1, r.stderr
+    msg = json.loads(log.read_text().splitlines()[-1])["msg"]
+    assert msg.startswith(f"kago create failed: config.json: {words}"), msg
+    for w in PYTHON_WORDS:
+        assert w not in r.stderr
+    assert os.listdir(state_root) == []
+    assert_clean()
