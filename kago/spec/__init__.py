@@ -77,6 +77,9 @@ _MAX_DEPTH = 64
 _HOOK_TIMEOUT_MAX = _I32_MAX   # seconds; select() takes no more
 
 
+_STR_ONLY = frozenset((str,))
+
+
 # --------------------------------------------------------------------------
 # small checkers: each returns the value or raises SpecError(path, reason)
 
@@ -142,6 +145,8 @@ def _abs(value, path):
 def _strlist(value, path):
     if type(value) is not list:
         raise SpecError(path, f"expected array, got {_tname(value)}")
+    if set(map(type, value)) <= _STR_ONLY:      # the usual case, at C speed
+        return value
     for i, s in enumerate(value):
         if type(s) is not str:
             raise SpecError(f"{path}[{i}]", f"expected string, got {_tname(s)}")
@@ -207,27 +212,46 @@ def _bad_text(s):
 
 def _clean(doc):
     """True if every string and key in ``doc`` is clean text, every value is
-    JSON and nothing nests deeper than _MAX_DEPTH (no paths: the fast pass)."""
-    todo = [(doc, 1)]
-    pop, push = todo.pop, todo.append
-    while todo:
-        v, depth = pop()
+    JSON and nothing nests deeper than _MAX_DEPTH (no paths: the fast pass).
+    Level by level; keys, and arrays that start with a string, are checked
+    joined: one C-level scan each (a non-string among them: the loop)."""
+    level = [doc]
+    depth = 0
+    join = "".join
+    while level:
+        depth += 1
         if depth > _MAX_DEPTH:
             return False
-        if type(v) is dict:
-            for k in v:
-                if type(k) is not str or "\0" in k or not k.isascii() and _bad_text(k):
+        deeper = []
+        push = deeper.append
+        for v in level:
+            if type(v) is dict:
+                try:
+                    t = join(v)
+                except TypeError:
                     return False
-            v = v.values()
-        for x in v:
-            t = type(x)
-            if t is str:
-                if "\0" in x or not x.isascii() and _bad_text(x):
+                if "\0" in t or not t.isascii() and _bad_text(t):
                     return False
-            elif t is dict or t is list:
-                push((x, depth + 1))
-            elif x is not None and t is not bool and t is not int and t is not float:
-                return False
+                v = v.values()
+            elif v and type(v[0]) is str:
+                try:
+                    t = join(v)
+                except TypeError:
+                    pass
+                else:
+                    if "\0" in t or not t.isascii() and _bad_text(t):
+                        return False
+                    continue
+            for x in v:
+                t = type(x)
+                if t is str:
+                    if "\0" in x or not x.isascii() and _bad_text(x):
+                        return False
+                elif t is dict or t is list:
+                    push(x)
+                elif x is not None and t is not bool and t is not int and t is not float:
+                    return False
+        level = deeper
     return True
 
 
@@ -291,12 +315,12 @@ def _fields(obj, path, table):
     integer, ``bool``/``str``/``list`` for that type, or a checker function
     ``f(value, path)``); absent and null keys pass (null ones are dropped)."""
     _check(obj, path, dict)
-    for k, kind in table.items():
-        v = obj.get(k)
+    for k in [k for k in obj if k in table]:
+        v = obj[k]
         if v is None:
-            if k in obj:
-                del obj[k]
+            del obj[k]
             continue
+        kind = table[k]
         if type(kind) is tuple:
             _int(v, f"{path}.{k}", kind[0], kind[1])
         elif type(kind) is type:
