@@ -512,7 +512,7 @@ def _seccomp_rules(value, path):
 
 _SECCOMP = {"defaultAction": str, "defaultErrnoRet": _R_U32,
             "architectures": _strlist, "flags": _strlist,
-            "listenerPath": _abs, "listenerMetadata": str,
+            "listenerPath": str, "listenerMetadata": str,
             "syscalls": _seccomp_rules}
 
 
