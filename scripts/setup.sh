@@ -6,7 +6,7 @@
 #
 # Idempotent.  Steps:
 #   1. Debian packages (apt-get, only when something is missing)
-#   2. a venv at /opt/kago/venv from Debian's /usr/bin/python3, with pytest
+#   2. a venv at /opt/kago/venv from Debian's /usr/bin/python3, with pytest + hypothesis
 #   3. this source tree installed into it (non-editable), bytecode compiled
 #   4. the launcher /usr/local/bin/kago: `#!/opt/kago/libexec/python3.11 -IS`, a
 #      read-only copy of the real interpreter binary (never a pyenv shim)
@@ -24,7 +24,7 @@ VENV=$PREFIX/venv
 LAUNCHER=${KAGO_LAUNCHER:-/usr/local/bin/kago}
 DEMO=/var/lib/kago/demo-bundle
 SYSPY=/usr/bin/python3
-TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1")
+TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1" "hypothesis>=6.80")   # hypothesis: tests/*/test_spec_fuzz.py
 APT_PACKAGES=(busybox-static libseccomp2 runc crun tmux python3 python3-venv
               iproute2 util-linux procps psmisc time strace          # bench: peak RSS, profile
               qemu-system-x86 cpio dbus-daemon python3-dbusmock   # cgroup v2 VM; systemd mock
@@ -107,8 +107,8 @@ make_venv() {
 # (so a machine that has them needs no registry)
 pip_ensure() {
     local dir=$1; shift
-    if "$dir/bin/python" -c 'import pytest, pytest_timeout' >/dev/null 2>&1; then
-        info "pytest present in $dir"
+    if "$dir/bin/python" -c 'import pytest, pytest_timeout, hypothesis' >/dev/null 2>&1; then
+        info "test dependencies present in $dir"
     else
         info "installing $* into $dir"
         quietly "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"

@@ -169,7 +169,8 @@ def properties(r, v2):
         lim = mem["limit"]
         out.append(("MemoryMax" if v2 else "MemoryLimit", ("t", 2**64 - 1 if lim < 0 else lim)))
     if v2 and mem.get("reservation"):
-        out.append(("MemoryLow", ("t", mem["reservation"])))
+        res = mem["reservation"]     # -1: unlimited, as the fs drivers read it
+        out.append(("MemoryLow", ("t", 2**64 - 1 if res < 0 else res)))
     cpu = r.get("cpu") or {}
     if cpu.get("shares"):
         if v2:

@@ -280,6 +280,8 @@ def cmd_exec(inv):
             raise CommandError(f"open {o['process']}: {e.strerror.lower()}") from None
         except ValueError as e:
             raise CommandError(f"{o['process']}: invalid JSON: {e}") from None
+        except RecursionError:
+            raise CommandError(f"{o['process']}: invalid JSON: nested too deeply") from None
     else:
         if len(inv.args) < 2:
             raise CommandError("process args cannot be empty")
@@ -381,6 +383,8 @@ def cmd_update(inv):
             raise CommandError("open " + os_error_text(e)) from None   # Go: "open F: ..."
         except ValueError as e:
             raise CommandError(f"unable to parse resources: {e}") from None
+        except RecursionError:
+            raise CommandError("unable to parse resources: nested too deeply") from None
         if not isinstance(r, dict):
             raise CommandError("unable to parse resources: not a JSON object")
     else:

@@ -14,8 +14,14 @@ plain dict, normalised so that consumers need fewer ``.get`` defaults:
   runtime-spec 1.2 and runc read it); every destination, ``linux.devices[].path``,
   masked and readonly path is cleaned (:func:`clean`): one spelling of each path.
 
-Nested objects that belong to later stages (``linux.resources``,
-``linux.seccomp``, ``process.scheduler``, ...) are only type-checked here.
+Every value the runtime consumes is type-checked here, nested objects of
+later stages included (``linux.resources``, ``linux.seccomp``,
+``process.scheduler``, ...), with the ranges a syscall or a C type would
+overflow on; and one walk over the whole document first refuses what no
+consumer could take: a string or key with a NUL byte or a lone UTF-16
+surrogate, a value that is not JSON, nesting deeper than 64 levels.  The rest
+of the code trusts the types; the stage that consumes a value still decides
+what its kernel makes of it.
 
 Beyond types and ranges, the cross-field rules runc applies are enforced:
 user namespace <-> uid/gid mappings, hostname/domainname need a private UTS
@@ -26,6 +32,8 @@ namespace the container owns (:func:`_sysctls`).
 This module is imported on every ``create``: it is deliberately flat (no
 classes, no ``re``) and builds JSON paths for messages only on the error path.
 """
+
+import _json as _c_json
 
 from kago import _json as json
 from kago import _os as os
@@ -67,6 +75,16 @@ _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
+_I32_MIN = -(1 << 31)
+_I32_MAX = (1 << 31) - 1
+_ID_MAX = _U32 - 1          # (uid_t)-1 means "unchanged" to setresuid/chown
+_MAX_CPU = 8191             # NR_CPUS is at most 8192
+_MAX_NODE = 1023            # MAX_NUMNODES is at most 1024
+_MAX_DEPTH = 64
+_HOOK_TIMEOUT_MAX = _I32_MAX   # seconds; select() takes no more
+
+
+_STR_ONLY = frozenset((str,))
 
 
 # --------------------------------------------------------------------------
@@ -134,6 +152,8 @@ def _abs(value, path):
 def _strlist(value, path):
     if type(value) is not list:
         raise SpecError(path, f"expected array, got {_tname(value)}")
+    if set(map(type, value)) <= _STR_ONLY:      # the usual case, at C speed
+        return value
     for i, s in enumerate(value):
         if type(s) is not str:
             raise SpecError(f"{path}[{i}]", f"expected string, got {_tname(s)}")
@@ -199,11 +219,376 @@ def _idmaps(value, path):
     return value
 
 
+def _bad_text(s):
+    """Why string ``s`` can't reach a syscall or be written back as UTF-8, or None."""
+    if "\0" in s:
+        return "contains a nul byte"
+    if not s.isascii():
+        try:
+            s.encode()
+        except UnicodeEncodeError:
+            return "contains a lone UTF-16 surrogate (not valid Unicode)"
+    return None
+
+
+def _clean(doc):
+    """True if every string and key in ``doc`` is clean text, every value is
+    JSON and nothing nests deeper than _MAX_DEPTH (no paths: the fast pass).
+    Level by level; keys, and arrays that start with a string, are checked
+    joined: one C-level scan each (a non-string among them: the loop)."""
+    level = [doc]
+    depth = 0
+    join = "".join
+    while level:
+        depth += 1
+        if depth > _MAX_DEPTH:
+            return False
+        deeper = []
+        push = deeper.append
+        for v in level:
+            if type(v) is dict:
+                try:
+                    t = join(v)
+                except TypeError:
+                    return False
+                if "\0" in t or not t.isascii() and _bad_text(t):
+                    return False
+                v = v.values()
+            elif v and type(v[0]) is str:
+                try:
+                    t = join(v)
+                except TypeError:
+                    pass
+                else:
+                    if "\0" in t or not t.isascii() and _bad_text(t):
+                        return False
+                    continue
+            for x in v:
+                t = type(x)
+                if t is str:
+                    if "\0" in x or not x.isascii() and _bad_text(x):
+                        return False
+                elif t is dict or t is list:
+                    push(x)
+                elif x is not None and t is not bool and t is not int and t is not float:
+                    return False
+        level = deeper
+    return True
+
+
+def _key(k):
+    """``k`` as a JSON string for a path, escaped to ASCII (it may be unclean)."""
+    if type(k) is not str:
+        return repr(k)
+    return _c_json.encode_basestring_ascii(k)
+
+
+#: objects whose keys are data: their members are spelt ``path["key"]``
+_MAPS = frozenset(("annotations", "linux.sysctl", "linux.resources.unified",
+                   "linux.resources.rdma", "resources.unified", "resources.rdma"))
+
+
+def _unclean(v, path, depth=1):
+    """The slow pass: raise SpecError at the first thing _clean refused."""
+    if type(v) is dict:
+        items = v.items()
+    elif type(v) is list:
+        items = enumerate(v)
+    else:
+        return
+    if depth > _MAX_DEPTH:
+        raise SpecError(path, f"nested too deeply (more than {_MAX_DEPTH} levels)")
+    for k, x in items:
+        if type(v) is list:
+            p = f"{path}[{k}]"
+        elif type(k) is not str:
+            raise SpecError(path, f"object key {_key(k)} is not a string")
+        else:
+            why = _bad_text(k)
+            if why:
+                raise SpecError(path, f"key {_key(k)} {why}")
+            if not path:
+                p = k
+            elif k.isidentifier() and path not in _MAPS:
+                p = f"{path}.{k}"
+            else:
+                p = f"{path}[{_key(k)}]"
+        t = type(x)
+        if t is str:
+            why = _bad_text(x)
+            if why:
+                raise SpecError(p, why)
+        elif t is dict or t is list:
+            _unclean(x, p, depth + 1)
+        elif x is not None and t is not bool and t is not int and t is not float:
+            raise SpecError(p, f"expected a JSON value, got {t.__name__}")
+
+
+def _text(doc, path):
+    """The one walk over a whole document (config.json, or exec's process)."""
+    if (type(doc) is dict or type(doc) is list) and not _clean(doc):
+        _unclean(doc, path)
+        raise SpecError(path, "is not clean JSON text")   # not reached
+
+
+def _fields(obj, path, table):
+    """Check the keys of ``obj`` named in ``table`` (key -> (lo, hi) for an
+    integer, ``bool``/``str``/``list`` for that type, or a checker function
+    ``f(value, path)``); absent and null keys pass (null ones are dropped)."""
+    _check(obj, path, dict)
+    for k in [k for k in obj if k in table]:
+        v = obj[k]
+        if v is None:
+            del obj[k]
+            continue
+        kind = table[k]
+        if type(kind) is tuple:
+            _int(v, f"{path}.{k}", kind[0], kind[1])
+        elif type(kind) is type:
+            _check(v, f"{path}.{k}", kind)
+        else:
+            kind(v, f"{path}.{k}")
+    return obj
+
+
+def _objlist(value, path, table, required=()):
+    """An array of objects, each checked with _fields; ``required`` keys."""
+    _check(value, path, list)
+    for i, o in enumerate(value):
+        p = f"{path}[{i}]"
+        _fields(o, p, table)
+        for k in required:
+            if k not in o:
+                raise SpecError(f"{p}.{k}", "is required")
+    return value
+
+
+def _cpulist(value, path, hi=_MAX_CPU):
+    """A CPU (or NUMA node) list: "0-3,7"; "" is none."""
+    _check(value, path, str)
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, dash, top = part.partition("-")
+        if not (lo.isascii() and lo.isdigit() and (not dash or top.isascii() and top.isdigit())):
+            raise SpecError(path, f"invalid list {json.dumps(value)}: {json.dumps(part)} "
+                            "is not N or N-M")
+        if len(lo) > 6 or len(top) > 6 or int(lo) > hi or dash and int(top) > hi:
+            raise SpecError(path, f"invalid list {json.dumps(value)}: "
+                            f"{json.dumps(part)} is out of range [0, {hi}]")
+        if dash and int(top) < int(lo):
+            raise SpecError(path, f"invalid list {json.dumps(value)}: "
+                            f"{json.dumps(part)} is a descending range")
+    return value
+
+
+def _nodelist(value, path):
+    return _cpulist(value, path, _MAX_NODE)
+
+
+def _strlist_of(names, what):
+    """A checker: an array of strings, each one of ``names``."""
+    def check(value, path):
+        _strlist(value, path)
+        for i, s in enumerate(value):
+            if s not in names:
+                raise SpecError(f"{path}[{i}]", f"unknown {what} {json.dumps(s)}")
+        return value
+    return check
+
+
+def _page_size(value, path):
+    """hugepageLimits[].pageSize: "2MB", "1GB", ... (a part of a file name)."""
+    _check(value, path, str)
+    n, unit = value[:-2], value[-2:]
+    if not (unit in ("KB", "MB", "GB", "TB", "PB") and n.isascii() and n.isdigit()
+            and len(n) <= 6):
+        raise SpecError(path, f"invalid huge page size {json.dumps(value)} "
+                        "(expected a number and KB, MB, GB, TB or PB)")
+    return value
+
+
+def _dev_access(value, path):
+    _check(value, path, str)
+    for c in value:
+        if c not in "rwm":
+            raise SpecError(path, f"invalid device access {json.dumps(value)}: "
+                            "only r, w and m")
+    return value
+
+
+def _dev_type(value, path):
+    _check(value, path, str)
+    if value not in ("a", "b", "c"):
+        raise SpecError(path, f"invalid device type {json.dumps(value)}: "
+                        "expected a, b or c")
+    return value
+
+
+_R_I64 = (_I64_MIN, _I64_MAX)
+_R_U64 = (0, _U64)
+_R_U32 = (0, _U32)
+_R_U16 = (0, 0xFFFF)
+_R_MAJMIN = (_I64_MIN, _I32_MAX)    # a negative major/minor is the wildcard
+
+_RES_DEVICE = {"allow": bool, "type": _dev_type, "major": _R_MAJMIN,
+               "minor": _R_MAJMIN, "access": _dev_access}
+_RES_MEMORY = {"limit": _R_I64, "reservation": _R_I64, "swap": _R_I64,
+               "kernel": _R_I64, "kernelTCP": _R_I64, "swappiness": _R_U64,
+               "disableOOMKiller": bool, "useHierarchy": bool,
+               "checkBeforeUpdate": bool}
+_RES_CPU = {"shares": _R_U64, "quota": _R_I64, "burst": _R_U64, "period": _R_U64,
+            "realtimeRuntime": _R_I64, "realtimePeriod": _R_U64, "cpus": _cpulist,
+            "mems": _nodelist, "idle": _R_I64}
+_RES_WEIGHT_DEV = {"major": _R_I64, "minor": _R_I64, "weight": _R_U16,
+                   "leafWeight": _R_U16}
+_RES_THROTTLE_DEV = {"major": _R_I64, "minor": _R_I64, "rate": _R_U64}
+_THROTTLES = ("throttleReadBpsDevice", "throttleWriteBpsDevice",
+              "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
+
+
+def _weight_devs(value, path):
+    return _objlist(value, path, _RES_WEIGHT_DEV, ("major", "minor"))
+
+
+def _throttle_devs(value, path):
+    return _objlist(value, path, _RES_THROTTLE_DEV, ("major", "minor", "rate"))
+
+
+_RES_BLKIO = {"weight": _R_U16, "leafWeight": _R_U16, "weightDevice": _weight_devs}
+for _k in _THROTTLES:
+    _RES_BLKIO[_k] = _throttle_devs
+del _k
+_RES_HUGEPAGE = {"pageSize": _page_size, "limit": _R_U64}
+_RES_PRIO = {"name": str, "priority": _R_U32}
+_RES_RDMA = {"hcaHandles": _R_U32, "hcaObjects": _R_U32}
+
+
+def _res_net(value, path):
+    _fields(value, path, {"classID": _R_U32})
+    v = _opt(value, "priorities")
+    if v is not None:
+        _objlist(v, path + ".priorities", _RES_PRIO, ("name", "priority"))
+    return value
+
+
+def _res_rdma(value, path):
+    _check(value, path, dict)
+    for dev, lim in value.items():
+        _fields(lim, f"{path}[{json.dumps(dev)}]", _RES_RDMA)
+    return value
+
+
+def _res_devices(value, path):
+    return _objlist(value, path, _RES_DEVICE)
+
+
+def _res_hugepages(value, path):
+    return _objlist(value, path, _RES_HUGEPAGE, ("pageSize", "limit"))
+
+
+def _res_memory(value, path):
+    return _fields(value, path, _RES_MEMORY)
+
+
+def _res_cpu(value, path):
+    return _fields(value, path, _RES_CPU)
+
+
+def _res_pids(value, path):
+    return _fields(value, path, {"limit": _R_I64})
+
+
+def _res_blkio(value, path):
+    return _fields(value, path, _RES_BLKIO)
+
+
+_RESOURCES = {"devices": _res_devices, "memory": _res_memory, "cpu": _res_cpu,
+              "pids": _res_pids, "blockIO": _res_blkio,
+              "hugepageLimits": _res_hugepages, "network": _res_net,
+              "rdma": _res_rdma, "unified": _strmap}
+
+
+def validate_resources(res, path="linux.resources"):
+    """Check a ``linux.resources`` object on its own (``update -r FILE``)."""
+    _text(res, path)
+    return _fields(res, path, _RESOURCES)
+
+
+_SECCOMP_ARG = {"index": (0, 5), "value": _R_U64, "valueTwo": _R_U64, "op": str}
+
+
+def _seccomp_args(value, path):
+    return _objlist(value, path, _SECCOMP_ARG, ("index", "op"))
+
+
+_SECCOMP_RULE = {"names": _strlist, "action": str, "errnoRet": _R_U32,
+                 "args": _seccomp_args}
+
+
+def _seccomp_rules(value, path):
+    return _objlist(value, path, _SECCOMP_RULE, ("names", "action"))
+
+
+_SECCOMP = {"defaultAction": str, "defaultErrnoRet": _R_U32,
+            "architectures": _strlist, "flags": _strlist,
+            "listenerPath": str, "listenerMetadata": str,
+            "syscalls": _seccomp_rules}
+
+
+def _seccomp(value, path):
+    """Types only: kago.security.seccomp.parse knows the names."""
+    _fields(value, path, _SECCOMP)
+    if "defaultAction" not in value:
+        raise SpecError(path + ".defaultAction", "is required")
+    return value
+
+
+_AFFINITY = {"initial": _cpulist, "final": _cpulist}
+
+
+def _personality(value, path):
+    from kago.process.extras import PERSONALITY_DOMAINS
+    _fields(value, path, {"domain": str, "flags": _strlist})
+    dom = _req(value, "domain", path + ".domain")
+    if dom not in PERSONALITY_DOMAINS:
+        raise SpecError(path + ".domain", f"unknown personality domain {json.dumps(dom)}")
+    return value
+
+
+def _memory_policy(value, path):
+    from kago.process.extras import MPOL_FLAGS, MPOL_MODES
+    _fields(value, path, {"mode": str, "nodes": _nodelist,
+                          "flags": _strlist_of(MPOL_FLAGS, "memory policy flag")})
+    mode = _req(value, "mode", path + ".mode")
+    if mode not in MPOL_MODES:
+        raise SpecError(path + ".mode", f"unknown memory policy mode {json.dumps(mode)}")
+    return value
+
+
+def _scheduler(value, path):
+    from kago.process.extras import SCHED_FLAGS, SCHED_POLICIES
+    _fields(value, path, {"policy": str, "nice": (-20, 19), "priority": (0, 99),
+                          "flags": _strlist_of(SCHED_FLAGS, "scheduler flag"),
+                          "runtime": _R_U64, "deadline": _R_U64, "period": _R_U64})
+    pol = _req(value, "policy", path + ".policy")
+    if pol not in SCHED_POLICIES:
+        raise SpecError(path + ".policy", f"unknown scheduler policy {json.dumps(pol)}")
+    return value
+
+
 # --------------------------------------------------------------------------
 # sections
 
 def validate_process(proc, path="process"):
-    """Check a process object (config.json's ``process``, or ``exec --process``)."""
+    """Check a process object (``exec --process``, or ``exec``'s from kago.json)."""
+    _text(proc, path)
+    return _process(proc, path)
+
+
+def _process(proc, path="process"):
+    """validate_process without the text walk (validate() did it)."""
     _check(proc, path, dict)
     v = _opt(proc, "terminal")
     if v is not None:
@@ -212,8 +597,8 @@ def validate_process(proc, path="process"):
     if v is not None:
         p = path + ".consoleSize"
         _check(v, p, dict)
-        _int(_req(v, "height", p + ".height"), p + ".height", 0, _U32)
-        _int(_req(v, "width", p + ".width"), p + ".width", 0, _U32)
+        _int(_req(v, "height", p + ".height"), p + ".height", 0, 0xFFFF)  # TIOCSWINSZ
+        _int(_req(v, "width", p + ".width"), p + ".width", 0, 0xFFFF)
 
     args = proc.get("args")
     if args is None or args == []:
@@ -241,20 +626,20 @@ def validate_process(proc, path="process"):
         if v is None:
             user["uid"] = 0
         else:
-            _int(v, p + ".uid")
+            _int(v, p + ".uid", 0, _ID_MAX)
         v = _opt(user, "gid")
         if v is None:
             user["gid"] = 0
         else:
-            _int(v, p + ".gid")
+            _int(v, p + ".gid", 0, _ID_MAX)
         v = _opt(user, "umask")
         if v is not None:
-            _int(v, p + ".umask")
+            _int(v, p + ".umask", 0, 0o7777)
         v = _opt(user, "additionalGids")
         if v is not None:
             _check(v, p + ".additionalGids", list)
             for i, g in enumerate(v):
-                _int(g, f"{p}.additionalGids[{i}]")
+                _int(g, f"{p}.additionalGids[{i}]", 0, _ID_MAX)
         v = _opt(user, "username")
         if v is not None:
             _check(v, p + ".username", str)
@@ -308,10 +693,12 @@ def validate_process(proc, path="process"):
         pr = _opt(v, "priority")
         if pr is not None:
             _int(pr, p + ".priority", 0, 7)
-    for k in ("scheduler", "execCPUAffinity"):
-        v = _opt(proc, k)
-        if v is not None:
-            _check(v, f"{path}.{k}", dict)
+    v = _opt(proc, "scheduler")
+    if v is not None:
+        _scheduler(v, path + ".scheduler")
+    v = _opt(proc, "execCPUAffinity")
+    if v is not None:
+        _fields(v, path + ".execCPUAffinity", _AFFINITY)
     return proc
 
 
@@ -370,6 +757,9 @@ def _hooks(hooks):
                     raise SpecError(p + ".timeout", f"expected integer, got {_tname(v)}")
                 if v <= 0:
                     raise SpecError(p + ".timeout", f"must be greater than zero, got {v}")
+                if v > _HOOK_TIMEOUT_MAX:
+                    raise SpecError(p + ".timeout", f"{v} is out of range "
+                                    f"[1, {_HOOK_TIMEOUT_MAX}]")
 
 
 def _linux(lx):
@@ -416,11 +806,11 @@ def _linux(lx):
                     if t != "p":
                         raise SpecError(f"{p}.{k}", f"is required for device type {t!r}")
                 else:
-                    _int(n, f"{p}.{k}", _I64_MIN, _I64_MAX)
+                    _int(n, f"{p}.{k}", 0, _I32_MAX)    # mknod's makedev()
             for k in ("fileMode", "uid", "gid"):
                 n = _opt(dev, k)
                 if n is not None:
-                    _int(n, f"{p}.{k}")
+                    _int(n, f"{p}.{k}", 0, _U32 if k == "fileMode" else _ID_MAX)
 
     v = _opt(lx, "sysctl")
     if v is not None:
@@ -442,8 +832,19 @@ def _linux(lx):
             _check(v, "linux." + k, str)
             if "\0" in v:
                 raise SpecError("linux." + k, "contains a NUL byte")
-    for k in ("resources", "seccomp", "intelRdt", "personality", "memoryPolicy",
-              "netDevices"):
+    v = _opt(lx, "resources")
+    if v is not None:
+        _fields(v, "linux.resources", _RESOURCES)
+    v = _opt(lx, "seccomp")
+    if v is not None:
+        _seccomp(v, "linux.seccomp")
+    v = _opt(lx, "personality")
+    if v is not None:
+        _personality(v, "linux.personality")
+    v = _opt(lx, "memoryPolicy")
+    if v is not None:
+        _memory_policy(v, "linux.memoryPolicy")
+    for k in ("intelRdt", "netDevices"):     # not consumed by kago
         v = _opt(lx, k)
         if v is not None:
             _check(v, "linux." + k, dict)
@@ -472,6 +873,7 @@ def validate(spec, require_process=True):
     """
     if type(spec) is not dict:
         raise SpecError("", f"expected a JSON object, got {_tname(spec)}")
+    _text(spec, "")
     v = _opt(spec, "ociVersion")
     if v is not None:
         _check(v, "ociVersion", str)
@@ -490,7 +892,7 @@ def validate(spec, require_process=True):
 
     proc = _opt(spec, "process")
     if proc is not None:
-        validate_process(proc)
+        _process(proc)
     elif require_process:
         raise SpecError("process", "process property must not be empty")
 

@@ -450,6 +450,36 @@ def test_update_bad_resources_file(bundle, run_kago, cid, tmp_path):
     run_kago("delete", "--force", cid)
 
 
+@pytest.mark.parametrize("doc, words", [
+    ('{"memory": {"limit": true}}', "update: resources.memory.limit: expected integer, got boolean"),
+    ('{"memory": true}', "update: resources.memory: expected object, got boolean"),
+    ('{"devices": true}', "update: resources.devices: expected array, got boolean"),
+    ('{"cpu": {"cpus": "0-99999999999"}}', "update: resources.cpu.cpus: invalid list"),
+    ('{"hugepageLimits": [{"pageSize": "../../x", "limit": 1}]}',
+     "resources.hugepageLimits[0].pageSize: invalid huge page size"),
+    ('{"unified": {"pids.max": "1\\u0000"}}', 'update: resources.unified[\\"pids.max\\"]: contains a nul byte'),
+    ('{"pids": {"limit": "\\ud800"}}', "update: resources.pids.limit: contains a lone UTF-16 surrogate"),
+    ('{"pids": ' * 5000 + '1' + '}' * 5000, "unable to parse resources: nested too deeply"),
+])
+def test_update_malformed_resources_get_kagos_words(bundle, run_kago, cid, tmp_path,
+                                                    state_root, doc, words):
+    """update -r: the same checks as config.json's linux.resources; the cgroup
+    is left as it was."""
+    run_kago("create", "-b", bundle(["true"]), cid)
+    m = manager(state_root, cid)
+    d = m.subsys.get("pids") if hasattr(m, "subsys") else m.dir
+    before = open(os.path.join(d, "pids.max")).read()
+    f = tmp_path / "r.json"
+    f.write_text(doc)
+    r = run_kago("update", "-r", f, cid, check=False)
+    assert r.returncode == 1, r.stderr
+    assert words in r.stderr
+    for name in ("Error", "Traceback", "Exception"):
+        assert name not in r.stderr
+    assert open(os.path.join(d, "pids.max")).read() == before
+    run_kago("delete", "--force", cid)
+
+
 def test_update_stopped_container(bundle, run_kago, cid, wait_until):
     run_kago("create", "-b", bundle(["true"]), cid)
     run_kago("kill", cid, "KILL")

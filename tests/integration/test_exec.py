@@ -190,6 +190,34 @@ def test_exec_process_json(running, run_kago, cid, tmp_path):
     assert r.stdout.split() == ["uid=4242", "cwd=/tmp", "only=this", "foo="]
 
 
+@pytest.mark.parametrize("proc, words", [
+    ({"args": ["true"], "cwd": "/", "user": {"umask": 2147483648}},
+     "config.json: process.user.umask: 2147483648 is out of range [0, 4095]"),
+    ({"args": ["true"], "cwd": "/", "scheduler": {"policy": "SCHED_OTHER", "nice": "x"}},
+     "config.json: process.scheduler.nice: expected integer, got string"),
+    ({"args": ["true"], "cwd": "/", "env": ["A=\ud800"]},
+     "config.json: process.env[0]: contains a lone UTF-16 surrogate"),
+    ({"args": ["tr\u0000ue"], "cwd": "/"}, "config.json: process.args[0]: contains a nul byte"),
+    ({"args": ["true"], "cwd": "/", "execCPUAffinity": {"initial": "0-99999999999"}},
+     "config.json: process.execCPUAffinity.initial: invalid list"),
+    ('{"args": ' * 3000 + '1' + '}' * 3000, "invalid JSON: nested too deeply"),
+])
+def test_exec_malformed_process_json_gets_kagos_words(running, run_kago, cid, tmp_path,
+                                                      proc, words):
+    """--process FILE goes through the same checks as config.json's process;
+    nothing runs (exec's own failure: exit 255, runc's "exec failed: ")."""
+    pf = tmp_path / "process.json"
+    pf.write_text(proc if isinstance(proc, str) else json.dumps(proc))
+    before = json.loads(run_kago("ps", "--format", "json", cid).stdout)
+    r = run_kago("exec", "-p", pf, cid, check=False)
+    assert r.returncode in (1, 255), r.stderr
+    assert words.replace('"', '\\"') in r.stderr or words in r.stderr, r.stderr
+    for w in ("Traceback", "Error:", "TypeError", "ValueError", "UnicodeEncodeError",
+              "OverflowError", "RecursionError"):
+        assert w not in r.stderr
+    assert json.loads(run_kago("ps", "--format", "json", cid).stdout) == before == [running]
+
+
 def test_exec_no_new_privs(bundle, run_kago, cid):
     b = bundle(["sleep", "1000"], process={"noNewPrivileges": False})
     run_kago("run", "-d", "--bundle", b, cid)

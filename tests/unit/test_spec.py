@@ -225,7 +225,9 @@ BAD = [
     ("process.cwd", "tmp", "process.cwd", 'must be an absolute path, got "tmp"'),
     ("process.terminal", 1, "process.terminal", "expected boolean, got integer"),
     ("process.consoleSize", {"height": 1}, "process.consoleSize.width", "is required"),
-    ("process.user.uid", -1, "process.user.uid", "-1 is out of range [0, 4294967295]"),
+    ("process.user.uid", -1, "process.user.uid", "-1 is out of range [0, 4294967294]"),
+    # (uid_t)-1 is "leave unchanged" to setresuid(2): the process would stay root
+    ("process.user.uid", 4294967295, "process.user.uid", "out of range [0, 4294967294]"),
     ("process.user.gid", "0", "process.user.gid", "expected integer, got string"),
     ("process.user.uid", 1.0, "process.user.uid", "expected integer, got number"),
     ("process.user.uid", True, "process.user.uid", "expected integer, got boolean"),
@@ -308,6 +310,67 @@ BAD = [
      "linux.timeOffsets.monotonic.nanosecs", "out of range"),
     ("linux.timeOffsets.boottime.secs", "7", "linux.timeOffsets.boottime.secs",
      "expected integer, got string"),
+    # issue 12 item 8: what used to get Python's words
+    ("hostname", "a\udc80b", "hostname", "contains a lone UTF-16 surrogate"),
+    ("annotations", {"k": "\ud800"}, 'annotations["k"]', "lone UTF-16 surrogate"),
+    ("annotations", {"\ud800": "v"}, "annotations", 'key "\\ud800" contains a lone UTF-16'),
+    ("hostname", "a\0b", "hostname", "contains a nul byte"),
+    ("mounts.0.source", "pr\0c", "mounts[0].source", "contains a nul byte"),
+    ("hooks.prestart.0.path", "/bin/tr\0ue", "hooks.prestart[0].path", "nul byte"),
+    ("linux.sysctl", {"net.ipv4\0.x": "1"}, "linux.sysctl", "contains a nul byte"),
+    ("x-vendor", {"deep": [[[[1]]]] * 1}, None, None),   # unknown keys: accepted
+    ("process.user.umask", 2147483648, "process.user.umask", "out of range [0, 4095]"),
+    ("process.consoleSize.height", 65536, "process.consoleSize.height", "out of range"),
+    ("hooks.createRuntime.0.timeout", 1 << 63, "hooks.createRuntime[0].timeout",
+     "out of range [1, 2147483647]"),
+    ("linux.devices.0.major", -1, "linux.devices[0].major", "out of range [0, 2147483647]"),
+    ("linux.resources.devices", True, "linux.resources.devices", "expected array, got boolean"),
+    ("linux.resources.devices.0.allow", "yes", "linux.resources.devices[0].allow",
+     "expected boolean, got string"),
+    ("linux.resources.devices.0.access", "rwx", "linux.resources.devices[0].access",
+     'invalid device access "rwx"'),
+    ("linux.resources.memory", True, "linux.resources.memory", "expected object, got boolean"),
+    ("linux.resources.memory", {"limit": "1g"}, "linux.resources.memory.limit",
+     "expected integer, got string"),
+    ("linux.resources.cpu", {"cpus": "0-999999999999"}, "linux.resources.cpu.cpus",
+     "out of range [0, 8191]"),
+    ("linux.resources.cpu", {"mems": "1-0"}, "linux.resources.cpu.mems", "descending"),
+    ("linux.resources.cpu", {"shares": -1}, "linux.resources.cpu.shares", "out of range"),
+    ("linux.resources.pids", {"limit": 1.5}, "linux.resources.pids.limit",
+     "expected integer, got number"),
+    ("linux.resources.hugepageLimits", [{"pageSize": "../../../etc/x", "limit": 1}],
+     "linux.resources.hugepageLimits[0].pageSize", "invalid huge page size"),
+    ("linux.resources.hugepageLimits", [{"pageSize": "2MB"}],
+     "linux.resources.hugepageLimits[0].limit", "is required"),
+    ("linux.resources.blockIO", {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]},
+     "linux.resources.blockIO.throttleReadBpsDevice[0].rate", "is required"),
+    ("linux.resources.network", {"priorities": [{"name": 1, "priority": 1}]},
+     "linux.resources.network.priorities[0].name", "expected string, got integer"),
+    ("linux.resources.rdma", {"mlx": {"hcaHandles": -1}}, 'linux.resources.rdma["mlx"].hcaHandles',
+     "out of range"),
+    ("linux.resources.unified", {"pids.max": 5}, 'linux.resources.unified["pids.max"]',
+     "expected string, got integer"),
+    ("linux.seccomp", {}, "linux.seccomp.defaultAction", "is required"),
+    ("linux.seccomp.architectures", [["SCMP_ARCH_X86_64"]], "linux.seccomp.architectures[0]",
+     "expected string, got array"),
+    ("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
+                       "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                                     "args": [{"index": 6, "op": "SCMP_CMP_EQ"}]}]},
+     "linux.seccomp.syscalls[0].args[0].index", "out of range [0, 5]"),
+    ("process.scheduler", {"policy": "SCHED_OTHER", "nice": "x"}, "process.scheduler.nice",
+     "expected integer, got string"),
+    ("process.scheduler", {"policy": "SCHED_FOO"}, "process.scheduler.policy",
+     'unknown scheduler policy "SCHED_FOO"'),
+    ("process.scheduler", {"nice": 0}, "process.scheduler.policy", "is required"),
+    ("process.scheduler", {"policy": "SCHED_OTHER", "flags": ["X"]},
+     "process.scheduler.flags[0]", 'unknown scheduler flag "X"'),
+    ("process.execCPUAffinity", {"initial": "0-1x"}, "process.execCPUAffinity.initial",
+     "is not N or N-M"),
+    ("linux.personality", {"domain": None}, "linux.personality.domain", "is required"),
+    ("linux.personality", {"domain": "LINUX64"}, "linux.personality.domain",
+     'unknown personality domain "LINUX64"'),
+    ("linux.memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0-5000"},
+     "linux.memoryPolicy.nodes", "out of range [0, 1023]"),
 ]
 
 
@@ -316,6 +379,9 @@ BAD = [
 def test_bad_config(where, value, path, reason):
     s = good()
     _set(s, where, value)
+    if path is None:
+        kspec.validate(s)
+        return
     e = err_of(s)
     assert e.path == path
     assert reason in e.reason
@@ -492,3 +558,39 @@ def test_import_is_lean():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True,
                          text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_deep_nesting_is_refused_wherever_it_is():
+    s = good()
+    v = "x"
+    for _ in range(100):
+        v = [v]
+    s["x-vendor"] = v
+    e = err_of(s)
+    assert e.path.startswith("x-vendor[0][0]") and e.reason == "nested too deeply (more than 64 levels)"
+
+
+@pytest.mark.parametrize("value, words", [((1, 2), "expected a JSON value, got tuple"),
+                                          (b"x", "expected a JSON value, got bytes"),
+                                          ({1: "a"}, "object key 1 is not a string")])
+def test_library_callers_non_json_values(value, words):
+    s = good()
+    s["annotations"]["k"] = value
+    e = err_of(s)
+    assert e.path.startswith("annotations") and words in e.reason
+
+
+def test_validate_process_walks_exec_process_too():
+    p = good()["process"]
+    p["env"].append("X=\ud800")
+    with pytest.raises(SpecError) as ei:
+        kspec.validate_process(p)
+    assert ei.value.path == "process.env[2]" and "surrogate" in ei.value.reason
+
+
+def test_validate_resources_for_update():
+    with pytest.raises(SpecError) as ei:
+        kspec.validate_resources({"memory": {"limit": True}}, "resources")
+    assert str(ei.value) == "config.json: resources.memory.limit: expected integer, got boolean"
+    r = {"memory": {"limit": 1 << 20, "swap": None}, "pids": {"limit": -1}}
+    assert kspec.validate_resources(r) == {"memory": {"limit": 1 << 20}, "pids": {"limit": -1}}
