@@ -830,8 +830,6 @@ def _linux(lx):
         v = _opt(lx, k)
         if v is not None:
             _check(v, "linux." + k, str)
-            if "\0" in v:
-                raise SpecError("linux." + k, "contains a NUL byte")
     v = _opt(lx, "resources")
     if v is not None:
         _fields(v, "linux.resources", _RESOURCES)

@@ -131,7 +131,7 @@ def test_cgroups_path_with_a_nul_byte_is_refused(bundle, run_kago, cid, assert_c
     r = run_kago("create", "-b", b, cid, check=False)
     assert r.returncode == 1
     assert _err(r) == ("kago create failed: config.json: linux.cgroupsPath: "
-                       "contains a NUL byte")
+                       "contains a nul byte")
     assert _outside(cid) == []
     assert_clean()
 
