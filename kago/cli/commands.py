@@ -173,6 +173,8 @@ def cmd_delete(inv):
             if force:           # containerd's shim: `delete ID` then `delete --force ID`
                 return 0
             raise
+        if isinstance(e, ContainerNotFound) and not force:
+            raise e             # runc: "container does not exist", and the dir is gone
         return 0
     try:
         c.delete(force=force)

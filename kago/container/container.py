@@ -43,14 +43,14 @@ class Container:
     def list(cls, root: str) -> list:
         """Every container under ``root``, sorted by id.  A damaged one is
         listed too: its ``damaged`` says what is wrong (``state()`` raises
-        :class:`ContainerDamaged`); a state dir that a create is still making
-        is left out."""
+        :class:`ContainerDamaged`); a directory without state.json (a create
+        at work, or one killed early) is left out, as runc does."""
         out = []
         try:
             names = sorted(os.listdir(root))
         except FileNotFoundError:
             return out
-        from kago.errors import ContainerDamaged, ContainerNotFound, KagoError
+        from kago.errors import ContainerDamaged, KagoError
         for name in names:
             try:
                 _st.validate_id(name)
@@ -59,11 +59,8 @@ class Container:
                 out.append(cls.load(root, name))
             except ContainerDamaged as e:
                 out.append(cls._damaged_entry(root, name, e.reason))
-            except ContainerNotFound:           # no state.json: a create at work,
-                if not _st.locked(os.path.join(root, name)):    # or one killed
-                    out.append(cls._damaged_entry(root, name, "state.json is missing"))
-            except (KagoError, OSError):        # a foreign entry, or gone meanwhile
-                continue
+            except (KagoError, OSError):    # no state.json (a create at work, or
+                continue                    # one killed), a foreign entry, gone
         return out
 
     @classmethod

@@ -63,8 +63,8 @@ def delete_remains(root, cid, force=False):
         raise ContainerNotFound(cid) from None
     if mode != 0o040000:                # not a state dir (a file, a symlink...)
         if not force:
-            raise ContainerNotFound(cid)
-        os.unlink(d)
+            raise ContainerDamaged(cid, f"{cid} is not a state directory")
+        os.unlink(d)                    # the link, never what it points to
         return
     with _st.Lock(d):
         # read again under the lock: a create may have finished meanwhile

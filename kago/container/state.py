@@ -35,17 +35,19 @@ _KINDS = {0o010000: "a FIFO", 0o020000: "a character device", 0o040000: "a direc
 MAX_SIZE = 64 << 20      # annotations may be large; anything bigger is not ours
 
 
-def read_regular(path) -> bytes:
-    """The bytes of the regular file at ``path``.  Anything else (a FIFO, which
-    would block the reader, a symlink, a directory, a device) is never opened:
-    :class:`Damaged`.  FileNotFoundError when it is missing."""
+def read_regular(path, dir_fd=None) -> bytes:
+    """The bytes of the regular file at ``path`` (relative to ``dir_fd`` if
+    given).  Anything else (a FIFO, which would block the reader, a symlink, a
+    directory, a device) is never opened: :class:`Damaged`.
+    FileNotFoundError when it is missing."""
     name = os.path.basename(path)
-    st = os.lstat(path)
+    st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
     if st.st_mode & 0o170000 != 0o100000:
         raise Damaged(f"{name} is {_KINDS.get(st.st_mode & 0o170000, 'not a file')}, "
                       "not a regular file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
     except FileNotFoundError:
         raise
     except OSError as e:  # ELOOP: swapped for a symlink since the lstat
@@ -68,40 +70,47 @@ def read_regular(path) -> bytes:
         os.close(fd)
 
 
-def read_json(path):
+def read_json(path, dir_fd=None):
     """JSON from the regular file at ``path``: :class:`Damaged` if it is not
     one or not valid JSON (truncated, garbage, nested too deep)."""
-    data = read_regular(path)
+    data = read_regular(path, dir_fd)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
         raise Damaged(f"{os.path.basename(path)} is not valid JSON") from None
 
 
+def _read_checked(state_dir, name, check, *args):
+    """``name`` in ``state_dir`` (itself never a symlink), through ``check``."""
+    try:
+        dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        if e.errno in (20, 40):     # ENOTDIR, ELOOP: a file or a symlink, not a dir
+            raise Damaged(f"{os.path.basename(state_dir)} is not a state directory") \
+                from None
+        raise
+    try:
+        data = read_json(name, dfd)
+    finally:
+        os.close(dfd)
+    why = check(data, *args)
+    if why:
+        raise Damaged(f"{name}: {why}")
+    return data
+
+
 def load_state(state_dir, cid):
     """state.json of container ``cid``, checked: FileNotFoundError when it is
     missing (or ``state_dir`` is), :class:`Damaged` when it is not what
     create wrote."""
-    try:
-        data = read_json(os.path.join(state_dir, STATE))
-    except NotADirectoryError:
-        raise FileNotFoundError(state_dir) from None
-    why = check_state(data, cid)
-    if why:
-        raise Damaged(f"{STATE}: {why}")
-    return data
+    return _read_checked(state_dir, STATE, check_state, cid)
 
 
 def load_config(state_dir):
     """kago.json, checked (FileNotFoundError / :class:`Damaged`)."""
-    try:
-        cfg = read_json(os.path.join(state_dir, CONFIG))
-    except NotADirectoryError:
-        raise FileNotFoundError(state_dir) from None
-    why = check_config(cfg)
-    if why:
-        raise Damaged(f"{CONFIG}: {why}")
-    return cfg
+    return _read_checked(state_dir, CONFIG, check_config)
 
 
 # --- what create wrote, checked once where it is read: a damaged file is
@@ -295,18 +304,3 @@ def rfc3339_now() -> str:
     frac_s = f"{frac:09d}".rstrip("0")
     return f"{base}.{frac_s}Z" if frac_s else f"{base}Z"
 
-
-def locked(state_dir) -> bool:
-    """Does a verb hold ``state_dir``'s lock now (a create at work)?"""
-    import fcntl
-    try:
-        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
