@@ -157,9 +157,10 @@ def cgroup_dirs_ok(dirs) -> bool:
     """mountpoint -> a directory strictly inside it, spelled once (no ``..``)."""
     if not _strmap(dirs):
         return False
+    norm = os._path_normpath
     for mp, d in dirs.items():
         if not mp.startswith("/") or not d.startswith(mp.rstrip("/") + "/") \
-                or "/../" in d + "/" or "/./" in d + "/" or "//" in d or d.endswith("/"):
+                or norm(d) != d:
             return False
     return True
 
