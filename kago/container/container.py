@@ -27,7 +27,8 @@ class Container:
     def load(cls, root: str, id: str) -> "Container":
         """Load container ``id`` from ``root``; :class:`ContainerNotFound` if
         absent, :class:`ContainerDamaged` if its state.json is not what create
-        wrote (only ``delete(force=True)`` of :func:`remove` acts on those)."""
+        wrote (the damaged entry :meth:`list` returns for it can still be
+        ``delete(force=True)``-d, as ``kago delete --force ID`` does)."""
         _st.validate_id(id)
         try:
             data = _st.load_state(os.path.join(root, id), id)

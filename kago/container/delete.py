@@ -28,6 +28,9 @@ from kago.container import state as _st
 
 
 def delete(c, force=False):
+    if c.damaged:                   # a damaged entry of Container.list
+        delete_remains(c.root, c.id, force)
+        return
     with _st.Lock(c.state_dir):
         _delete_locked(c, force)
 
@@ -143,7 +146,8 @@ def _teardown(c, cfg, status):
     if hooks:
         from kago import log
         if data is None:
-            log.warning(f"poststop hooks not run: {c.damaged}")
+            if c.damaged != "state.json is missing":    # (a create killed early)
+                log.warning(f"poststop hooks not run: {c.damaged}")
         else:
             from kago.errors import KagoError
             from kago.hooks import run_hooks

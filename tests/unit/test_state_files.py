@@ -168,3 +168,18 @@ def test_remove_tree_never_follows_a_symlink(tmp_path):
     (d / "inner").symlink_to(target)
     st.remove_tree(str(d))
     assert not d.exists() and (target / "keep").exists()
+
+
+def test_a_damaged_entry_can_be_deleted_with_force(sdir):
+    """No process, no cgroup here: delete(force=True) of list()'s damaged
+    entry removes the state dir; without force it refuses."""
+    root = sdir.parent
+    (sdir / "state.json").write_text("garbage")
+    (sdir / "kago.json").write_text(json.dumps(dict(GOOD_CONFIG, cgroup={
+        "driver": "v1", "path": "/kago/c1", "dirs": {}})))
+    (c,) = Container.list(str(root))
+    with pytest.raises(E.ContainerDamaged):
+        c.delete()
+    assert sdir.exists()
+    c.delete(force=True)
+    assert not sdir.exists()
