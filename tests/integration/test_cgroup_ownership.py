@@ -110,6 +110,14 @@ def test_bystander_survives_a_failed_create_and_a_delete(run_kago, bundle, cid, 
     with open(os.path.join(dirs[0], "cgroup.procs")) as f:
         members = {int(x) for x in f.read().split()}
     assert pid in members and init in members and len(members) == 3, members
+    run_kago("kill", "--all", cid, "STOP")     # the container's processes only
+    def stopped(p):
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "T"
+    deadline = time.monotonic() + 5
+    while not all(stopped(m) for m in members - {pid}) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(stopped(m) for m in members - {pid}) and not stopped(pid)
     r = run_kago("delete", "--force", cid)
     assert all(gone(m) for m in members - {pid}), "the container's processes survived"
     assert alive(pid), "delete --force killed a process that was not the container's"
