@@ -16,15 +16,26 @@ def kill(c, signal="SIGTERM", all=False):
         if sig == 9 and cg.frozen():  # v1: frozen tasks die only once thawed
             cg.thaw()
         return
-    status = c.status
-    if status == "stopped":
-        from kago.errors import KagoError
-        raise KagoError("container not running")
+    # a pidfd pins the pid; the status (init's start time) is read after it,
+    # so a pid reused meanwhile is never signalled
     try:
-        os.kill(c._data["pid"], sig)
+        fd = os.pidfd_open(c._data["pid"]) if c._data["pid"] > 0 else -1
     except ProcessLookupError:
-        from kago.errors import KagoError
-        raise KagoError("container not running") from None
+        fd = -1
+    try:
+        status = c.status if fd >= 0 else "stopped"
+        if status == "stopped":
+            from kago.errors import KagoError
+            raise KagoError("container not running")
+        import _signal
+        try:
+            _signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            from kago.errors import KagoError
+            raise KagoError("container not running") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if sig == 9 and status == "paused":  # as runc: thaw so SIGKILL lands
         c._cgroup().thaw()
 
