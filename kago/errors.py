@@ -51,6 +51,19 @@ class ContainerExists(KagoError):
         return {"id": self.id}
 
 
+class ContainerDamaged(KagoError):
+    """The container's state directory is damaged (a state file that is not
+    a regular file, not valid JSON or not what kago wrote): only ``delete
+    --force`` can act on it, and it removes it."""
+
+    def __init__(self, id: str, reason: str):
+        super().__init__(f"container state is damaged ({reason}): "
+                         f"\"kago delete --force {id}\" removes it", id=id, reason=reason)
+
+    def _fields(self):
+        return {"id": self.id, "reason": self.reason}
+
+
 class InvalidState(KagoError):
     def __init__(self, id: str, status: str, wanted: str):
         super().__init__(f"container {id!r} is {status}, not {wanted}",

@@ -284,8 +284,11 @@ class _Tracker:
 
     @staticmethod
     def _state_pid(root: str, entry: str) -> int | None:
+        path = os.path.join(root, entry, "state.json")
+        if not os.path.isfile(path) or os.path.islink(path):
+            return None         # a test's damaged state.json (a FIFO would block open)
         try:
-            with open(os.path.join(root, entry, "state.json")) as f:
+            with open(path) as f:
                 pid = json.load(f).get("pid")
             return int(pid) if pid and int(pid) > 0 else None
         except (OSError, ValueError, TypeError, AttributeError):

@@ -182,6 +182,22 @@ class FsManager:
                     time.sleep(0.002)
         self._remove_default_parent()
 
+    def remove_if_empty(self) -> list:
+        """rmdir what can go now (sub-cgroups deepest first, then each
+        directory), waiting for nothing: the directories left (busy: they
+        still have processes)."""
+        left = []
+        for d in self.dirs.values():
+            if _rmdir(d) is None:
+                continue
+            for sub in reversed(_subdirs(d)):
+                _rmdir(sub)
+            if _rmdir(d) is not None:
+                left.append(d)
+        if not left:
+            self._remove_default_parent()
+        return left
+
     def _remove_default_parent(self):
         """The default path is /kago/<id>: take the shared ``kago`` parent away
         too once the last container in it is gone (EBUSY/ENOTEMPTY: not yet)."""

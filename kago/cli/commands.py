@@ -160,19 +160,22 @@ def cmd_delete(inv):
     try:
         c = lib.Container.load(inv.root, inv.args[0])
     except Exception as e:      # kago.errors only when something was raised
-        from kago.errors import ContainerNotFound
-        if not isinstance(e, ContainerNotFound):
+        from kago.errors import ContainerDamaged, ContainerNotFound
+        if not isinstance(e, (ContainerNotFound, ContainerDamaged)):
             raise
-        # a create that was killed may have left a state dir without state.json:
-        # runc removes it (with or without --force) so the id can be used again
-        from kago import _os as os
-        from kago.container.state import remove_tree
-        d = os.path.join(inv.root, inv.args[0])
-        if os.path.isdir(d) and not os.path.exists(os.path.join(d, "state.json")):
-            remove_tree(d)
-        if force:               # containerd's shim: `delete ID` then `delete --force ID`
-            return 0
-        raise
+        # a damaged state dir, or one a killed create left without state.json:
+        # removed (runc removes the latter with or without --force) so the id
+        # can be used again; what runs is killed only with --force
+        from kago.container.delete import delete_remains
+        try:
+            delete_remains(inv.root, inv.args[0], force)
+        except ContainerNotFound:
+            if force:           # containerd's shim: `delete ID` then `delete --force ID`
+                return 0
+            raise
+        if isinstance(e, ContainerNotFound) and not force:
+            raise e             # runc: "container does not exist", and the dir is gone
+        return 0
     try:
         c.delete(force=force)
     except Exception as e:
@@ -192,6 +195,11 @@ def cmd_list(inv):
     for c in sorted(lib.Container.list(inv.root), key=lambda c: c.id):
         if quiet:
             items.append((c, None))
+            continue
+        if getattr(c, "damaged", ""):         # listed as such; the rest as usual
+            sys.stderr.write(f"container {c.id}: state is damaged ({c.damaged}): "
+                             f"\"{PROG} delete --force {c.id}\" removes it\n")
+            items.append((c, {"id": c.id, "pid": 0, "status": "damaged"}))
             continue
         try:
             st = c.state()

@@ -25,34 +25,67 @@ class Container:
     # ---- loading -----------------------------------------------------------
     @classmethod
     def load(cls, root: str, id: str) -> "Container":
-        """Load container ``id`` from ``root``; :class:`ContainerNotFound` if absent."""
+        """Load container ``id`` from ``root``; :class:`ContainerNotFound` if
+        absent, :class:`ContainerDamaged` if its state.json is not what create
+        wrote (the damaged entry :meth:`list` returns for it can still be
+        ``delete(force=True)``-d, as ``kago delete --force ID`` does)."""
         _st.validate_id(id)
         try:
-            data = _st.read_json(os.path.join(root, id, _st.STATE))
-        except (FileNotFoundError, NotADirectoryError, ValueError):
+            data = _st.load_state(os.path.join(root, id), id)
+        except FileNotFoundError:
             from kago.errors import ContainerNotFound   # (not imported on success)
             raise ContainerNotFound(id) from None
+        except _st.Damaged as e:
+            from kago.errors import ContainerDamaged
+            raise ContainerDamaged(id, str(e)) from None
         return cls(root, id, data)
 
     @classmethod
     def list(cls, root: str) -> list:
-        """Every container under ``root``, sorted by id."""
+        """Every container under ``root``, sorted by id.  A damaged one is
+        listed too: its ``damaged`` says what is wrong (``state()`` raises
+        :class:`ContainerDamaged`); a directory without state.json (a create
+        at work, or one killed early) is left out, as runc does."""
         out = []
         try:
             names = sorted(os.listdir(root))
         except FileNotFoundError:
             return out
+        from kago.errors import ContainerDamaged, KagoError
         for name in names:
             try:
+                _st.validate_id(name)
+                if os.lstat(os.path.join(root, name)).st_mode & 0o170000 != 0o040000:
+                    continue                    # not a state dir: not ours
                 out.append(cls.load(root, name))
-            except Exception:  # a half-created or foreign entry: skip it
-                continue
+            except ContainerDamaged as e:
+                out.append(cls._damaged_entry(root, name, e.reason))
+            except (KagoError, OSError):    # no state.json (a create at work, or
+                continue                    # one killed), a foreign entry, gone
         return out
 
+    @classmethod
+    def _damaged_entry(cls, root, id, reason):
+        c = cls(root, id, {})
+        c.damaged = reason
+        return c
+
+    damaged = ""   # what is wrong with a damaged state dir (Container.list)
+
+    def _raise_damaged(self, reason):
+        from kago.errors import ContainerDamaged
+        raise ContainerDamaged(self.id, reason)
+
     def config(self) -> dict:
-        """KagoConfig: the subset of config.json persisted at create."""
+        """KagoConfig: the subset of config.json persisted at create
+        (:class:`ContainerDamaged` if kago.json is missing or damaged)."""
         if self._cfg is None:
-            self._cfg = _st.read_json(os.path.join(self.state_dir, _st.CONFIG))
+            try:
+                self._cfg = _st.load_config(self.state_dir)
+            except FileNotFoundError:
+                self._raise_damaged("kago.json is missing")
+            except _st.Damaged as e:
+                self._raise_damaged(str(e))
         return self._cfg
 
     def _cgroup(self):
@@ -63,7 +96,7 @@ class Container:
     @property
     def pid(self) -> int:
         """Host pid of the container's init (0 once stopped)."""
-        return self._data["pid"] if self.status != "stopped" else 0
+        return self._data.get("pid", 0) if self.status not in ("stopped", "damaged") else 0
 
     @property
     def bundle(self) -> str:
@@ -84,7 +117,10 @@ class Container:
 
     @property
     def status(self) -> str:
-        """creating, created, running, paused or stopped - read afresh each time."""
+        """creating, created, running, paused or stopped - read afresh each
+        time ("damaged" for a damaged entry of :meth:`list`)."""
+        if self.damaged:
+            return "damaged"
         if self._data.get("status") == "creating":
             # state.json is written before the fork chain: "creating" while
             # the kago that is creating it lives, "stopped" if it was killed
@@ -105,6 +141,8 @@ class Container:
 
     def state(self) -> dict:
         """The OCI state document, as ``runc state`` prints it."""
+        if self.damaged:
+            self._raise_damaged(self.damaged)
         status = self.status
         d = self._data
         s = {"ociVersion": d["ociVersion"], "id": self.id,

@@ -53,6 +53,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     except FileExistsError:
         raise ContainerExists(cid) from None
     cg = None
+    ours = True
     lock = _st.Lock(state_dir)
     lock.__enter__()
     try:
@@ -63,8 +64,35 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         # 0622 whatever the umask: init may write it as another uid (user ns)
         os.chmod(os.path.join(state_dir, _st.FIFO), 0o622)
         from kago.cgroups import default_path, manager_for
-        cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup, cid)
+        new_cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup, cid)
+        made = _check_cgroup(new_cg)
+        namespaces = linux.get("namespaces") or []
+        cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
+                         if k in ("poststart", "poststop") and v},
+               "cgroup": new_cg.to_json(), "cgroup_made": made, "systemd": systemd_cgroup,
+               "namespaces": namespaces, "process": spec["process"]}
+        if linux.get("seccomp") is not None:  # exec'd processes get it too
+            cfg["seccomp"] = linux["seccomp"]
+        _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
+        created = _st.rfc3339_now()
+        me = _st.proc_start_time(os.getpid())
+        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
+                "pid": 0, "start_time": -1, "status": "creating",
+                "creator": [os.getpid(), me[1] if me else -1],
+                "bundle": bundle, "rootfs": rootfs, "created": created, "owner": "",
+                "annotations": spec.get("annotations") or {},
+                "cgroup_dirs": new_cg.dirs, "cgroup_path": new_cg.path, "cgroup_made": made,
+                "own_pidns": _st.own_pidns(namespaces)}
+        # written before the first cgroup mkdir and the fork chain: if this
+        # process is killed, `kago delete ID` still finds the cgroup (and
+        # whatever init left in it)
+        _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        cg = new_cg
+        ours = made or not data["own_pidns"]
         cg.create()
+        if cg.frozen():             # a frozen parent: init would hang in it
+            from kago.errors import CgroupError
+            raise CgroupError("container's cgroup unexpectedly frozen")
         resources = dict(linux.get("resources") or {})
         if resources.get("devices"):
             from kago.cgroups.devices import rules_for
@@ -77,7 +105,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             extra_env = {"LISTEN_FDS": listen, "LISTEN_PID": "1"}
             keep += int(listen)
         from kago.process.main import Context, spawn
-        created = _st.rfc3339_now()
         ctx = Context(id=cid, spec=spec, bundle=bundle, rootfs=rootfs,
                       state_dir=state_dir, cgroup=cg, no_pivot=no_pivot,
                       no_new_keyring=no_new_keyring, keep_fds=keep,
@@ -97,24 +124,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         if not detach:
             from kago import sys as ksys
             ksys.prctl(ksys.PR_SET_CHILD_SUBREAPER, 1)
-        cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
-                         if k in ("poststart", "poststop") and v},
-               "cgroup": cg.to_json(), "systemd": systemd_cgroup,
-               "namespaces": linux.get("namespaces") or [],
-               "process": spec["process"]}
-        if linux.get("seccomp") is not None:  # exec'd processes get it too
-            cfg["seccomp"] = linux["seccomp"]
-        _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
-        me = _st.proc_start_time(os.getpid())
-        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
-                "pid": 0, "start_time": -1, "status": "creating",
-                "creator": [os.getpid(), me[1] if me else -1],
-                "bundle": bundle, "rootfs": rootfs, "created": created, "owner": "",
-                "annotations": spec.get("annotations") or {},
-                "cgroup_dirs": cg.dirs}
-        # written before the fork chain: if this process is killed, `kago
-        # delete ID` still finds the cgroup (and whatever init left in it)
-        _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
         try:
             pid = spawn(ctx, _run_hooks)
         finally:
@@ -137,7 +146,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                 relay_sock.close()
         return c
     except BaseException:
-        _undo(state_dir, cg)
+        _undo(state_dir, cg, ours)
         if not detach:
             try:
                 from kago import sys as ksys
@@ -149,11 +158,36 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         lock.__exit__()
 
 
-def _undo(state_dir, cg):
+def _check_cgroup(cg) -> bool:
+    """Before the first mkdir: True if kago makes the container's cgroup (none
+    of its directories exists).  A cgroup that exists: runc's warning if
+    processes are in it already (they are not the container's: a failed
+    create or a delete leaves them alone), refused if it is frozen (init
+    would hang in it)."""
+    if not any(os.path.isdir(d) for d in cg.dirs.values()):
+        return True
+    n = len(cg.pids())
+    if n:
+        from kago import log
+        log.warning(f"container's cgroup is not empty: {n} process(es) found")
+    if cg.frozen():
+        from kago.errors import CgroupError
+        raise CgroupError("container's cgroup unexpectedly frozen")
+    return False
+
+
+def _undo(state_dir, cg, ours):
+    """Undo a failed create.  spawn() has killed the intermediate and init
+    (with a pid namespace, init's exit ends the rest); the cgroup's other
+    members are killed only if they are the container's (see delete.py)."""
     if cg is not None:
         try:
-            cg.kill_all_and_wait(timeout=5)
-            cg.remove()
+            if ours:
+                cg.kill_all_and_wait(timeout=5)
+                cg.remove()
+            else:
+                from kago.container.delete import _remove_if_empty
+                _remove_if_empty(cg)
         except Exception:
             pass
     _st.remove_tree(state_dir)
