@@ -32,6 +32,7 @@ class Context:
         self.preloaded = False     # create() ran preload(spec, connect=False)
         self.close_fds = []
         self.console_fd = -1
+        self.bind_trees = {}       # mounts[] index -> open_tree fd (user namespace)
 
     def oci_state(self, status, pid):
         s = {"ociVersion": self.spec.get("ociVersion", "1.2.0"), "id": self.id,
@@ -100,6 +101,15 @@ def spawn(ctx, run_hooks) -> int:
     # exec.fifo is opened here, O_PATH, and inherited: init may not be able to
     # reach the state dir itself (a 0700 --root seen from a user namespace)
     ctx.fifo_fd = os.open(os.path.join(ctx.state_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
+    if ctx.userns:
+        # bind sources resolved with the host's credentials (init may not
+        # reach them from the user namespace): kago.rootfs.open_bind_sources
+        from kago.rootfs import open_bind_sources
+        try:
+            ctx.bind_trees = open_bind_sources(ctx.spec, ctx.bundle)
+        except BaseException:
+            os.close(ctx.fifo_fd)
+            raise
     if ctx.preloaded:
         preconnect(ctx.spec)
     else:
@@ -160,6 +170,9 @@ def spawn(ctx, run_hooks) -> int:
         m_int.close()
         m_init.close()
         os.close(ctx.fifo_fd)
+        for fd in ctx.bind_trees.values():
+            os.close(fd)
+        ctx.bind_trees = {}
 
 
 def _kill_wait(pid, child):

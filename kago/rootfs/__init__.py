@@ -36,8 +36,46 @@ _LOCKED = (ksys.MS_NOSUID | ksys.MS_NODEV | ksys.MS_NOEXEC | ksys.MS_NOATIME
            | ksys.MS_NODIRATIME | ksys.MS_RELATIME)
 
 
+def _unescape(s):
+    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    if "\\" not in s:
+        return s
+    for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        s = s.replace(esc, ch)
+    return s
+
+
 def _wrap(e: SyscallError, call, path, detail):
     return SyscallError(e.errno, call, path, detail)
+
+
+def open_bind_sources(spec, bundle) -> dict:
+    """Main, before the fork, with the host's credentials: every bind
+    mount's source as a detached clone (open_tree), index -> fd.  In a user
+    namespace init is the container's root and may not reach a source kago
+    can (a 0700 directory of the host's root); the source is resolved once,
+    here, and init attaches the clone (move_mount).  The caller closes them."""
+    trees = {}
+    try:
+        for i, m in enumerate(spec.get("mounts") or ()):
+            opts = m.get("options") or ()
+            if m.get("type") != "bind" and "bind" not in opts and "rbind" not in opts:
+                continue
+            src = m.get("source") or ""
+            if not os.path.isabs(src):
+                src = os.path.join(bundle, src)
+            rec = ksys.AT_RECURSIVE if "rbind" in opts else 0   # as parse_options
+            try:
+                trees[i] = ksys.open_tree(ksys.AT_FDCWD, src, ksys.OPEN_TREE_CLONE
+                                          | ksys.OPEN_TREE_CLOEXEC | rec)
+            except SyscallError as e:
+                raise SpecError(f"mounts[{i}].source",
+                                f"bind source {src}: {os.strerror(e.errno)}") from None
+    except BaseException:
+        for fd in trees.values():
+            os.close(fd)
+        raise
+    return trees
 
 
 class Rootfs:
@@ -48,19 +86,36 @@ class Rootfs:
         self.root = ctx.rootfs
         self.rootfd = -1
         self.userns = ctx.userns
+        self._ro_later = []     # O_PATH fds of mounts made read-only in finalize
+        self.trees = getattr(ctx, "bind_trees", None) or {}   # open_bind_sources
+        self._prop = ksys.MS_SLAVE
+        # "mount" in linux.namespaces (new or joined); else see leave_to
+        self.own_mntns = any(n["type"] == "mount" for n in ctx.namespaces)
 
     # ---- before the createContainer hooks ---------------------------------
     def prepare(self):
         prop = self.linux.get("rootfsPropagation") or ""
         flag = PROPAGATION.get(prop, ksys.MS_SLAVE | ksys.MS_REC)
+        if flag & ksys.MS_UNBINDABLE:
+            # the rootfs can't be bound from an unbindable "/": private now,
+            # unbindable once it is the root (_root_propagation, as crun)
+            flag = ksys.MS_PRIVATE | (flag & ksys.MS_REC)
         ksys.mount(None, "/", None, flag)
+        self._prop = flag & ~ksys.MS_REC
         self._parent_private()
         ksys.mount(self.root, self.root, None, ksys.MS_BIND | ksys.MS_REC)
         self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         dev_bound = False
         binds = set()
-        for i, m in enumerate(self.spec.get("mounts") or ()):
-            bound = self.mount(i, m)
+        mounts = self.spec.get("mounts") or ()
+        dests = [m.get("destination") or "" for m in mounts]
+        for i, m in enumerate(mounts):
+            # a read-only mount that later mounts (or /dev's nodes) go under is
+            # made writable and remounted read-only in finalize (runc: /dev)
+            d = dests[i]
+            under = d.rstrip("/") + "/"
+            later = d == "/dev" or any(x.startswith(under) for x in dests[i + 1:])
+            bound = self.mount(i, m, defer_ro=later)
             if bound is not None:
                 binds.add(bound)
                 # destinations have one spelling (kago.spec.clean): "//dev" is "/dev"
@@ -73,6 +128,9 @@ class Rootfs:
         if not dev_bound:
             self.devices()
             self.dev_symlinks()
+        for fd in self.trees.values():      # attached (or unused): ours to close
+            os.close(fd)
+        self.trees = {}
         cwd = (self.spec.get("process") or {}).get("cwd")
         if cwd:
             os.close(open_in_root(self.rootfd, cwd, create="dir"))
@@ -94,19 +152,23 @@ class Rootfs:
         if best and shared:
             ksys.mount(None, best, None, ksys.MS_PRIVATE)
 
-    def mount(self, i, m):
+    def mount(self, i, m, defer_ro=False):
         where = f"mounts[{i}]"
         dest = m.get("destination") or ""
         typ = m.get("type") or ""
         src = m.get("source") or ""
         o = parse_options(m.get("options"), where + ".options")
         is_bind = typ == "bind" or bool(o.flags & ksys.MS_BIND)
+        tree = self.trees.get(i, -1) if is_bind else -1
+        defer_ro = defer_ro and bool(o.flags & ksys.MS_RDONLY) and typ != "cgroup"
+        if defer_ro:
+            o.flags &= ~ksys.MS_RDONLY
         create = "dir"
         if is_bind:
             if not os.path.isabs(src):
                 src = os.path.join(self.ctx.bundle, src)
             try:
-                st = os.stat(src)
+                st = os.fstat(tree) if tree >= 0 else os.stat(src)
             except OSError as e:
                 raise SpecError(where + ".source",
                                 f"bind source {src}: {e.strerror}") from None
@@ -122,8 +184,17 @@ class Rootfs:
             raise _wrap(e, "mount", dest, f"{where}: resolve destination") from None
         try:
             try:
+                if tree >= 0:
+                    # main's clone of the source (open_bind_sources), attached
+                    # here; propagation as the rest of the host's mounts got
+                    ksys.move_mount(tree, "", fd, "", ksys.MOVE_MOUNT_F_EMPTY_PATH
+                                    | ksys.MOVE_MOUNT_T_EMPTY_PATH)
+                    fd = self._reopen(fd, dest)
+                    ksys.mount(None, fdpath(fd), None, self._prop | ksys.MS_REC)
                 if is_bind:
-                    ksys.mount(src, fdpath(fd), None, ksys.MS_BIND | (o.flags & ksys.MS_REC))
+                    if tree < 0:
+                        ksys.mount(src, fdpath(fd), None,
+                                   ksys.MS_BIND | (o.flags & ksys.MS_REC))
                     rest = o.flags & ~(ksys.MS_BIND | ksys.MS_REC | ksys.MS_REMOUNT)
                     if rest:
                         fd = self._reopen(fd, dest)
@@ -143,6 +214,9 @@ class Rootfs:
                     if o.rec_set or o.rec_clr:
                         ksys.mount_setattr(fd, "", ksys.AT_EMPTY_PATH | ksys.AT_RECURSIVE,
                                            o.rec_set, o.rec_clr)
+                if defer_ro:    # this mount (not what is under it by now)
+                    fd = self._reopen(fd, dest)
+                    self._ro_later.append(os.dup(fd))
                 if is_bind:     # what was bound (a host directory, say): its identity
                     fd = self._reopen(fd, dest)
                     st = os.fstat(fd)
@@ -294,11 +368,19 @@ class Rootfs:
                 os.close(fd)
                 fd = open_in_root(self.rootfd, path)
                 try:
-                    host = path if os.path.exists(path) else None
-                    if host is None:
+                    # mknod is not ours to do (a user namespace): the host's
+                    # node at the same path, if it is that very device
+                    try:
+                        hst = os.stat(path)
+                    except OSError:
+                        hst = None
+                    if hst is None or stat.S_IFMT(hst.st_mode) != kind or hst.st_rdev != dev:
                         raise SpecError(where or "linux.devices",
-                                        f"cannot bind {path}: no such device on the host")
-                    ksys.mount(host, fdpath(fd), None, ksys.MS_BIND)
+                                        f"cannot bind {path}: no such device on the host"
+                                        if hst is None else
+                                        f"cannot bind {path}: the host's {path} is "
+                                        "another device")
+                    ksys.mount(path, fdpath(fd), None, ksys.MS_BIND)
                 finally:
                     os.close(fd)
                 return
@@ -341,6 +423,7 @@ class Rootfs:
             os.close(self.rootfd)
             self.rootfd = -1
         if no_pivot:
+            self._hide_host_procfs()
             os.chdir(self.root)
             ksys.mount(self.root, "/", None, ksys.MS_MOVE)
             os.chroot(".")
@@ -361,15 +444,73 @@ class Rootfs:
             os.close(newroot)
         self._root_propagation()
 
-    def _root_propagation(self):
+    def _hide_host_procfs(self):
+        """--no-pivot: the host's mounts stay in our namespace under the
+        rootfs moved onto "/", and a whole procfs or sysfs there would let
+        the container mount a fresh one (the kernel's "fully visible" rule).
+        As runc: every full proc/sysfs mount outside the rootfs is made a
+        slave (the host never sees the unmount) and detached, or, where it
+        can't be (locked in a user namespace), covered with a tmpfs."""
+        root = self.root.rstrip("/") + "/"
+        points = []
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, fstype = left.split(), right.split(" ", 1)[0]
+                if fstype in ("proc", "sysfs") and fields[3] == "/":
+                    p = _unescape(fields[4])
+                    if p != self.root and not p.startswith(root):
+                        points.append(p)
+        for p in points:
+            try:
+                ksys.mount(None, p, None, ksys.MS_SLAVE | ksys.MS_REC)
+            except SyscallError as e:
+                if e.errno == errno.ENOENT:     # under one detached already
+                    continue
+                raise
+            try:
+                ksys.umount2(p, ksys.MNT_DETACH)
+            except SyscallError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                ksys.mount("tmpfs", p, "tmpfs", ksys.MS_RDONLY, None)
+
+    def _root_propagation(self, final=False):
         """rootfsPropagation for the new / itself (as runc does after the pivot):
         before it, the flag only set how the host's mounts reach our copies."""
         flag = PROPAGATION.get(self.linux.get("rootfsPropagation") or "")
-        if flag:
+        if flag and self.own_mntns:     # (else: a detached tree, see leave_to)
+            if bool(flag & ksys.MS_UNBINDABLE) != final:
+                return      # unbindable: after the console's and finalize's binds
             ksys.mount(None, "/", None, flag)
+
+    def leave_to(self, host_mntns):
+        """No mount namespace of the container's own: runc and crun mount the
+        rootfs's mounts in the caller's namespace (and leave them there).  kago
+        built them in a private one; now the whole tree is cloned, detached
+        (open_tree), we go back into kago's namespace and chroot into the
+        clone: the container shares kago's mount namespace, whose table never
+        saw any of its mounts (nor can the container mount onto it: a detached
+        tree takes no mounts from outside)."""
+        tree = ksys.open_tree(ksys.AT_FDCWD, "/", ksys.OPEN_TREE_CLONE | ksys.AT_RECURSIVE
+                              | ksys.OPEN_TREE_CLOEXEC)
+        try:
+            ksys.setns(host_mntns, ksys.CLONE_NEWNS, "kago's mount namespace")
+            os.fchdir(tree)
+            os.chroot(".")
+            os.chdir("/")
+        finally:
+            os.close(tree)
+            os.close(host_mntns)
 
     def finalize(self):
         """Inside the new root: readonly root, readonly and masked paths."""
+        for fd in self._ro_later:
+            # the mount itself (held since it was made), whatever is on top of
+            # it now; mount_setattr needs no /proc and keeps its other flags
+            ksys.mount_setattr(fd, "", ksys.AT_EMPTY_PATH, ksys.MOUNT_ATTR_RDONLY)
+            os.close(fd)
+        self._ro_later = []
         root = self.spec.get("root") or {}
         if root.get("readonly"):
             self._remount_ro("/", recursive=False, bind=False)
@@ -377,6 +518,7 @@ class Rootfs:
             self._readonly(p)
         for p in self.linux.get("maskedPaths") or ():
             self._mask(p)
+        self._root_propagation(final=True)
 
     def _remount_ro(self, path, recursive, bind):
         try:
