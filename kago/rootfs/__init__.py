@@ -110,11 +110,14 @@ class Rootfs:
         mounts = self.spec.get("mounts") or ()
         dests = [m.get("destination") or "" for m in mounts]
         for i, m in enumerate(mounts):
-            # a read-only mount that later mounts (or /dev's nodes) go under is
-            # made writable and remounted read-only in finalize (runc: /dev)
+            # a read-only tmpfs that later mounts go under (their mountpoints
+            # are made in it), or /dev (its nodes), is mounted writable and
+            # made read-only in finalize, as runc does.  Never a bind: its
+            # mountpoints would be made in the host's directory
             d = dests[i]
             under = d.rstrip("/") + "/"
-            later = d == "/dev" or any(x.startswith(under) for x in dests[i + 1:])
+            later = d == "/dev" or (m.get("type") == "tmpfs" and any(
+                x.startswith(under) for x in dests[i + 1:]))
             bound = self.mount(i, m, defer_ro=later)
             if bound is not None:
                 binds.add(bound)
@@ -160,7 +163,8 @@ class Rootfs:
         o = parse_options(m.get("options"), where + ".options")
         is_bind = typ == "bind" or bool(o.flags & ksys.MS_BIND)
         tree = self.trees.get(i, -1) if is_bind else -1
-        defer_ro = defer_ro and bool(o.flags & ksys.MS_RDONLY) and typ != "cgroup"
+        defer_ro = defer_ro and bool(o.flags & ksys.MS_RDONLY) and not is_bind \
+            and typ != "cgroup"
         if defer_ro:
             o.flags &= ~ksys.MS_RDONLY
         create = "dir"

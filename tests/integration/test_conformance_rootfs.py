@@ -190,8 +190,10 @@ def test_rootfs_propagation_unbindable(bundle, run_kago, make_cid, prop):
 
 def test_read_only_dev_with_later_submounts(bundle, run_kago, cid, tmp_path):
     """/dev tmpfs "ro", then /dev/pts, /dev/shm, /dev/mqueue, and a read-only
-    bind with a tmpfs under it: the submounts and device nodes are made
-    first, the read-only remount after (runc's finalizeRootfs)."""
+    tmpfs with a tmpfs under it: the submounts and device nodes are made
+    first, the read-only remount after (runc's finalizeRootfs).  A read-only
+    bind is read-only at once (as runc): a later mount under it needs its
+    mountpoint there already, never made in the host's directory."""
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
     (data / "f").write_text("host file\n")
@@ -205,6 +207,10 @@ def test_read_only_dev_with_later_submounts(bundle, run_kago, cid, tmp_path):
              "options": ["bind", "ro"]},
             {"destination": "/data/sub", "type": "tmpfs", "source": "tmpfs",
              "options": ["size=1m"]},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+             "options": ["size=1m", "ro"]},
+            {"destination": "/scratch/a/b", "type": "tmpfs", "source": "tmpfs",
+             "options": ["size=1m"]},
         ]
     script = ("touch /dev/x 2>&1 | sed 's/^/devro:/'; "
               "echo x > /dev/null && echo null=ok; "
@@ -213,7 +219,9 @@ def test_read_only_dev_with_later_submounts(bundle, run_kago, cid, tmp_path):
               "grep ' /dev ' /proc/self/mountinfo | sed 's/^/dev:/'; "
               "touch /data/x 2>&1 | sed 's/^/dataro:/'; "
               "cat /data/f | sed 's/^/f:/'; "
-              "echo y > /data/sub/y && echo sub=ok")
+              "echo y > /data/sub/y && echo sub=ok; "
+              "touch /scratch/x 2>&1 | sed 's/^/scratchro:/'; "
+              "echo z > /scratch/a/b/z && echo scratchsub=ok")
     b = bundle(script, edit=edit)
     out = run_kago("run", "--bundle", b, cid).stdout
     assert EROFS in one(out, "devro:")
@@ -224,6 +232,8 @@ def test_read_only_dev_with_later_submounts(bundle, run_kago, cid, tmp_path):
     assert EROFS in one(out, "dataro:")
     assert one(out, "f:") == "host file"
     assert one(out, "sub=") == "ok"
+    assert EROFS in one(out, "scratchro:")
+    assert one(out, "scratchsub=") == "ok"
     # host: its directory got no mountpoint, no write
     assert sorted(os.listdir(data)) == ["f", "sub"] and not os.listdir(data / "sub")
 
