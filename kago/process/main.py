@@ -32,7 +32,10 @@ class Context:
         self.preloaded = False     # create() ran preload(spec, connect=False)
         self.close_fds = []
         self.console_fd = -1
-        self.bind_trees = {}       # mounts[] index -> open_tree fd (user namespace)
+        self.bind_fds = {}         # mounts[] index -> O_PATH fd (user namespace)
+        self.has_binds = any(m.get("type") == "bind" or "bind" in (m.get("options") or ())
+                             or "rbind" in (m.get("options") or ())
+                             for m in spec.get("mounts") or ())
 
     def oci_state(self, status, pid):
         s = {"ociVersion": self.spec.get("ociVersion", "1.2.0"), "id": self.id,
@@ -101,15 +104,6 @@ def spawn(ctx, run_hooks) -> int:
     # exec.fifo is opened here, O_PATH, and inherited: init may not be able to
     # reach the state dir itself (a 0700 --root seen from a user namespace)
     ctx.fifo_fd = os.open(os.path.join(ctx.state_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)
-    if ctx.userns:
-        # bind sources resolved with the host's credentials (init may not
-        # reach them from the user namespace): kago.rootfs.open_bind_sources
-        from kago.rootfs import open_bind_sources
-        try:
-            ctx.bind_trees = open_bind_sources(ctx.spec, ctx.bundle)
-        except BaseException:
-            os.close(ctx.fifo_fd)
-            raise
     if ctx.preloaded:
         preconnect(ctx.spec)
     else:
@@ -139,6 +133,10 @@ def spawn(ctx, run_hooks) -> int:
             if msg["t"] == "idmap_req":
                 _write_idmaps(pid, ctx.spec)
                 m_int.idmap_done()
+            elif msg["t"] == "sources_req":
+                from kago.rootfs import send_bind_sources
+                if send_bind_sources(pid, ctx.spec, ctx.bundle, m_int) != 0:
+                    raise KagoError("opening the bind mount sources failed")
             else:
                 init_pid = msg["pid"]
                 break
@@ -170,9 +168,6 @@ def spawn(ctx, run_hooks) -> int:
         m_int.close()
         m_init.close()
         os.close(ctx.fifo_fd)
-        for fd in ctx.bind_trees.values():
-            os.close(fd)
-        ctx.bind_trees = {}
 
 
 def _kill_wait(pid, child):

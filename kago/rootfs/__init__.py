@@ -49,33 +49,56 @@ def _wrap(e: SyscallError, call, path, detail):
     return SyscallError(e.errno, call, path, detail)
 
 
-def open_bind_sources(spec, bundle) -> dict:
-    """Main, before the fork, with the host's credentials: every bind
-    mount's source as a detached clone (open_tree), index -> fd.  In a user
-    namespace init is the container's root and may not reach a source kago
-    can (a 0700 directory of the host's root); the source is resolved once,
-    here, and init attaches the clone (move_mount).  The caller closes them."""
-    trees = {}
-    try:
-        for i, m in enumerate(spec.get("mounts") or ()):
-            opts = m.get("options") or ()
-            if m.get("type") != "bind" and "bind" not in opts and "rbind" not in opts:
-                continue
+def bind_sources(spec, bundle) -> list:
+    """[(index, source)] of the bind mounts of ``mounts[]`` (relative sources
+    are the bundle's)."""
+    out = []
+    for i, m in enumerate(spec.get("mounts") or ()):
+        opts = m.get("options") or ()
+        if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
             src = m.get("source") or ""
-            if not os.path.isabs(src):
-                src = os.path.join(bundle, src)
-            rec = ksys.AT_RECURSIVE if "rbind" in opts else 0   # as parse_options
-            try:
-                trees[i] = ksys.open_tree(ksys.AT_FDCWD, src, ksys.OPEN_TREE_CLONE
-                                          | ksys.OPEN_TREE_CLOEXEC | rec)
-            except SyscallError as e:
-                raise SpecError(f"mounts[{i}].source",
-                                f"bind source {src}: {os.strerror(e.errno)}") from None
-    except BaseException:
-        for fd in trees.values():
-            os.close(fd)
-        raise
-    return trees
+            out.append((i, src if os.path.isabs(src) else os.path.join(bundle, src)))
+    return out
+
+
+def send_bind_sources(ns_pid, spec, bundle, ch):
+    """Main, with a user namespace, once the intermediate has its mount
+    namespace: init will be the container's root there and may not reach a
+    bind source kago can (a 0700 directory of the host's root).  A child of
+    main - the host's credentials - enters that mount namespace, opens every
+    source once (O_PATH) and sends the fds to the intermediate over ``ch``
+    (main's end, inherited); init binds through them (/proc/self/fd/N), as
+    runc 1.1 does with its mount source fds.  Opened inside the container's
+    namespace, they are its (locked) copies of the host's mounts, as a bind
+    by path there would be.  Errors go the same way (the intermediate re-
+    raises them to main); returns the child's exit status."""
+    todo = bind_sources(spec, bundle)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            nsfd = os.open(f"/proc/{ns_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            ksys.setns(nsfd, ksys.CLONE_NEWNS, "the container's mount namespace")
+            fds = []
+            for i, src in todo:
+                try:
+                    fds.append(os.open(src, os.O_PATH | os.O_CLOEXEC))
+                except OSError as e:
+                    raise SpecError(f"mounts[{i}].source",
+                                    f"bind source {src}: {e.strerror}") from None
+            for k in range(0, len(todo), _FDS_PER_MSG):
+                ch.sources([i for i, _ in todo[k:k + _FDS_PER_MSG]],
+                           fds[k:k + _FDS_PER_MSG], k + _FDS_PER_MSG < len(todo))
+            code = 0
+        except BaseException as e:  # noqa: B902 - to the intermediate, then main
+            ch.send_error(e)
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+_FDS_PER_MSG = 200      # SCM_RIGHTS takes at most 253
 
 
 class Rootfs:
@@ -87,8 +110,7 @@ class Rootfs:
         self.rootfd = -1
         self.userns = ctx.userns
         self._ro_later = []     # O_PATH fds of mounts made read-only in finalize
-        self.trees = getattr(ctx, "bind_trees", None) or {}   # open_bind_sources
-        self._prop = ksys.MS_SLAVE
+        self.src_fds = getattr(ctx, "bind_fds", None) or {}   # send_bind_sources
         # "mount" in linux.namespaces (new or joined); else see leave_to
         self.own_mntns = any(n["type"] == "mount" for n in ctx.namespaces)
 
@@ -101,7 +123,6 @@ class Rootfs:
             # unbindable once it is the root (_root_propagation, as crun)
             flag = ksys.MS_PRIVATE | (flag & ksys.MS_REC)
         ksys.mount(None, "/", None, flag)
-        self._prop = flag & ~ksys.MS_REC
         self._parent_private()
         ksys.mount(self.root, self.root, None, ksys.MS_BIND | ksys.MS_REC)
         self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -131,9 +152,9 @@ class Rootfs:
         if not dev_bound:
             self.devices()
             self.dev_symlinks()
-        for fd in self.trees.values():      # attached (or unused): ours to close
+        for fd in self.src_fds.values():    # bound (or unused): ours to close
             os.close(fd)
-        self.trees = {}
+        self.src_fds = {}
         cwd = (self.spec.get("process") or {}).get("cwd")
         if cwd:
             os.close(open_in_root(self.rootfd, cwd, create="dir"))
@@ -162,7 +183,7 @@ class Rootfs:
         src = m.get("source") or ""
         o = parse_options(m.get("options"), where + ".options")
         is_bind = typ == "bind" or bool(o.flags & ksys.MS_BIND)
-        tree = self.trees.get(i, -1) if is_bind else -1
+        srcfd = self.src_fds.get(i, -1) if is_bind else -1
         defer_ro = defer_ro and bool(o.flags & ksys.MS_RDONLY) and not is_bind \
             and typ != "cgroup"
         if defer_ro:
@@ -172,7 +193,7 @@ class Rootfs:
             if not os.path.isabs(src):
                 src = os.path.join(self.ctx.bundle, src)
             try:
-                st = os.fstat(tree) if tree >= 0 else os.stat(src)
+                st = os.fstat(srcfd) if srcfd >= 0 else os.stat(src)
             except OSError as e:
                 raise SpecError(where + ".source",
                                 f"bind source {src}: {e.strerror}") from None
@@ -188,17 +209,11 @@ class Rootfs:
             raise _wrap(e, "mount", dest, f"{where}: resolve destination") from None
         try:
             try:
-                if tree >= 0:
-                    # main's clone of the source (open_bind_sources), attached
-                    # here; propagation as the rest of the host's mounts got
-                    ksys.move_mount(tree, "", fd, "", ksys.MOVE_MOUNT_F_EMPTY_PATH
-                                    | ksys.MOVE_MOUNT_T_EMPTY_PATH)
-                    fd = self._reopen(fd, dest)
-                    ksys.mount(None, fdpath(fd), None, self._prop | ksys.MS_REC)
                 if is_bind:
-                    if tree < 0:
-                        ksys.mount(src, fdpath(fd), None,
-                                   ksys.MS_BIND | (o.flags & ksys.MS_REC))
+                    # opened by kago with the host's credentials, if any
+                    # (send_bind_sources): resolved once, never by init
+                    ksys.mount(fdpath(srcfd) if srcfd >= 0 else src, fdpath(fd), None,
+                               ksys.MS_BIND | (o.flags & ksys.MS_REC))
                     rest = o.flags & ~(ksys.MS_BIND | ksys.MS_REC | ksys.MS_REMOUNT)
                     if rest:
                         fd = self._reopen(fd, dest)

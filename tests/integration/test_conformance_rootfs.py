@@ -273,24 +273,36 @@ def test_no_pivot_leaves_no_host_procfs_or_sysfs_in_the_namespace(
 # ------------------------------------------ bind sources only kago can reach
 
 def test_user_namespace_bind_source_behind_a_0700_host_directory(
-        bundle, run_kago, cid, wait_until, tmp_path, _kago_tracker):
+        bundle, run_kago, cid, wait_until, tmp_path, _kago_tracker, request):
     """Container root is host uid 100000: it can't search a 0700 directory
-    of the host's root.  The source is opened by kago before the fork (a
-    detached clone, open_tree) and init attaches it: runc passes mount
-    source fds for the same reason."""
+    of the host's root.  kago opens each source with the host's credentials
+    inside the container's mount namespace (a child of main) and init binds
+    through the fd, as runc 1.1 passes mount source fds.  The source is the
+    container's (locked) copy of the host's mount: a read-only host mount
+    stays read-only even for a container root with CAP_SYS_ADMIN."""
     out_path = tmp_path / "out"
     script = ("stat -c 'owner=%u:%g %a' /data; cat /data/f | sed 's/^/f:/'; "
               "echo new > /data/made && echo write=ok; "
               "grep ' /data ' /proc/self/mountinfo | sed 's/^/mi:/'; "
+              "cat /rodata/g | sed 's/^/g:/'; "
+              "mount -o remount,bind,rw /rodata 2>&1 | sed 's/^/remount:/'; "
+              "touch /rodata/h 2>&1 | sed 's/^/rowrite:/'; "
+              "mount -o remount,bind,ro /data && echo control=ok; "
               "echo done; exec sleep 300")
     holder = {}
+    caps = ["CAP_SYS_ADMIN", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_DAC_OVERRIDE"]
 
     def edit(cfg):
         private = Path(cfg["root"]["path"]).parent / "private"
         holder["data"] = data = private / "data"
+        holder["rodata"] = rodata = private / "rodata"
         cfg["mounts"].append({"destination": "/data", "type": "bind",
                               "source": str(data), "options": ["rbind", "rw"]})
+        cfg["mounts"].append({"destination": "/rodata", "type": "bind",
+                              "source": str(rodata), "options": ["rbind"]})
         cfg["root"]["readonly"] = False
+        cfg["process"]["capabilities"] = {k: caps for k in
+                                          ("bounding", "effective", "permitted")}
 
     b, top = userns_bundle(bundle, _kago_tracker, script, edit)
     private, data = top / "private", holder["data"]
@@ -301,6 +313,13 @@ def test_user_namespace_bind_source_behind_a_0700_host_directory(
     os.chown(data / "f", 100000, 100000)
     os.chmod(data, 0o700)
     os.chmod(data / "f", 0o600)
+    rodata = holder["rodata"]
+    rodata.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=755", "kago-ro",
+                    str(rodata)], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(rodata)]))
+    (rodata / "g").write_text("read only\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(rodata)], check=True)
     before = host_mountinfo()
     with open(out_path, "w") as out:
         run_kago("run", "-d", "--bundle", b, cid, stdout=out)
@@ -308,6 +327,11 @@ def test_user_namespace_bind_source_behind_a_0700_host_directory(
     assert one(out, "owner=") == "0:0 700"      # host 100000 is root inside
     assert one(out, "f:") == "for the container"
     assert one(out, "write=") == "ok"
+    assert one(out, "g:") == "read only"
+    # the host's read-only flag is locked: no remount rw, no write
+    assert "permission denied" in one(out, "remount:")
+    assert EROFS in one(out, "rowrite:")
+    assert one(out, "control=") == "ok"     # (a remount of its own is allowed)
     # a slave of the host's mount (the rest of the host's mounts are), never a peer
     assert not any(o.startswith("shared:") for o in one(out, "mi:").split(" - ")[0].split()[6:])
     # host side: the write landed in the host's directory as uid 100000
