@@ -86,7 +86,7 @@ def send_bind_sources(ns_pid, spec, bundle, ch):
                 except OSError as e:
                     raise SpecError(f"mounts[{i}].source",
                                     f"bind source {src}: {e.strerror}") from None
-            for k in range(0, len(todo), _FDS_PER_MSG):
+            for k in range(0, max(len(todo), 1), _FDS_PER_MSG):   # one at least
                 ch.sources([i for i, _ in todo[k:k + _FDS_PER_MSG]],
                            fds[k:k + _FDS_PER_MSG], k + _FDS_PER_MSG < len(todo))
             code = 0
