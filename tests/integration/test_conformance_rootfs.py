@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import lines_with, one, state_pid, wait_file
+from tests.integration.helpers import one, state_pid, wait_file
 
 EROFS = "Read-only file system"
 
