@@ -13,6 +13,11 @@ step  from            to               message / meaning
  1    intermediate    main             ``idmap_req`` (only with a new user ns):
                                        write my uid_map/gid_map
  2    main            intermediate     ``idmap_done``
+ 2b   intermediate    main             ``sources_req`` (a user namespace and bind
+                                       mounts; its namespaces all made)
+ 2c   main's child    intermediate     ``sources`` {idx, more} + fds: each bind
+                                       source opened O_PATH in our mount ns
+                                       with the host's credentials
  3    intermediate    main             ``init_pid`` {pid}: host pid of init;
                                        the intermediate then exits
  4    init            main             ``hooks_req``: mounts done, run prestart
@@ -88,14 +93,14 @@ class Channel:
         else:
             self.sock.send(data)
 
-    def _recv(self, *expected: str, timeout: float | None = None):
+    def _recv(self, *expected: str, timeout: float | None = None, maxfds: int = 4):
         """Receive one message of an ``expected`` type: returns (msg, fds).
 
         An ``error`` message is re-raised as the child's exception; EOF raises
         :class:`ChannelClosed`."""
         self.sock.settimeout(timeout)
         try:
-            data, fds = recv_fds(self.sock, _MAXMSG, 4)
+            data, fds = recv_fds(self.sock, _MAXMSG, maxfds)
         except TimeoutError:
             raise ChannelClosed(f"timed out waiting for {self.peer}") from None
         finally:
@@ -131,8 +136,12 @@ class MainToIntermediate(Channel):
     def idmap_done(self):
         self._send("idmap_done")
 
+    def sources(self, indexes, fds, more: bool):
+        """(sent by main's child: kago.rootfs.send_bind_sources)"""
+        self._send("sources", fds, idx=indexes, more=more)
+
     def recv(self):
-        return self._recv("idmap_req", "init_pid")
+        return self._recv("idmap_req", "sources_req", "init_pid")
 
 
 class IntermediateToMain(Channel):
@@ -141,6 +150,17 @@ class IntermediateToMain(Channel):
     def request_idmap(self):
         self._send("idmap_req")
         self._recv("idmap_done")
+
+    def request_sources(self) -> dict:
+        """mounts[] index -> O_PATH fd of each bind source, opened in our
+        mount namespace with the host's credentials."""
+        self._send("sources_req")
+        out = {}
+        while True:
+            msg, fds = self._recv("sources", maxfds=256)
+            out.update(zip(msg["idx"], fds))
+            if not msg["more"]:
+                return out
 
     def init_pid(self, pid: int):
         self._send("init_pid", pid=pid)

@@ -53,6 +53,12 @@ def _setup(ctx, ch):
         set_oom_score_adj(oom)
     from kago.rootfs import Rootfs
     rootfs = Rootfs(ctx)
+    host_mntns = -1
+    if not rootfs.own_mntns:
+        # no mount namespace of its own: the rootfs is built in a private one
+        # and becomes our root, detached, in kago's (Rootfs.leave_to)
+        host_mntns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        ksys.unshare(ksys.CLONE_NEWNS)
     rootfs.prepare()
     hooks = spec.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
@@ -92,6 +98,8 @@ def _setup(ctx, ch):
     if proc.get("terminal"):
         _console(ctx, proc)
     rootfs.finalize()
+    if host_mntns >= 0:
+        rootfs.leave_to(host_mntns)
     # the process
     from kago.process import attrs
     if linux.get("memoryPolicy"):
@@ -204,8 +212,12 @@ def _write_sysctls(sysctl):
 
 def check_spec(spec, types):
     """Checks init needs that the schema can't express (runc's validator)."""
-    if "mount" not in types:
-        raise SpecError("linux.namespaces", "a mount namespace is required")
+    if "mount" not in types and "user" in types:
+        # the rootfs is built in a mount namespace of kago's making (see
+        # Rootfs.leave_to); from inside a user namespace there is no way
+        # back into kago's (runc: EPERM on its first mount)
+        raise SpecError("linux.namespaces",
+                        "a user namespace needs a mount namespace of its own")
     if spec.get("hostname") and "uts" not in types:
         raise SpecError("hostname", "unable to set hostname without a private UTS namespace")
     if spec.get("domainname") and "uts" not in types:

@@ -32,6 +32,10 @@ class Context:
         self.preloaded = False     # create() ran preload(spec, connect=False)
         self.close_fds = []
         self.console_fd = -1
+        self.bind_fds = {}         # mounts[] index -> O_PATH fd (user namespace)
+        self.has_binds = any(m.get("type") == "bind" or "bind" in (m.get("options") or ())
+                             or "rbind" in (m.get("options") or ())
+                             for m in spec.get("mounts") or ())
 
     def oci_state(self, status, pid):
         s = {"ociVersion": self.spec.get("ociVersion", "1.2.0"), "id": self.id,
@@ -134,6 +138,10 @@ def spawn(ctx, run_hooks) -> int:
             if msg["t"] == "idmap_req":
                 _write_idmaps(pid, ctx.spec)
                 m_int.idmap_done()
+            elif msg["t"] == "sources_req":
+                from kago.rootfs import send_bind_sources
+                if send_bind_sources(pid, ctx.spec, ctx.bundle, m_int) != 0:
+                    raise KagoError("opening the bind mount sources failed")
             else:
                 init_pid = msg["pid"]
                 break

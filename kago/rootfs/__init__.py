@@ -36,8 +36,69 @@ _LOCKED = (ksys.MS_NOSUID | ksys.MS_NODEV | ksys.MS_NOEXEC | ksys.MS_NOATIME
            | ksys.MS_NODIRATIME | ksys.MS_RELATIME)
 
 
+def _unescape(s):
+    """A mountinfo path: space, tab, newline and backslash are octal escapes."""
+    if "\\" not in s:
+        return s
+    for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        s = s.replace(esc, ch)
+    return s
+
+
 def _wrap(e: SyscallError, call, path, detail):
     return SyscallError(e.errno, call, path, detail)
+
+
+def bind_sources(spec, bundle) -> list:
+    """[(index, source)] of the bind mounts of ``mounts[]`` (relative sources
+    are the bundle's)."""
+    out = []
+    for i, m in enumerate(spec.get("mounts") or ()):
+        opts = m.get("options") or ()
+        if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
+            src = m.get("source") or ""
+            out.append((i, src if os.path.isabs(src) else os.path.join(bundle, src)))
+    return out
+
+
+def send_bind_sources(ns_pid, spec, bundle, ch):
+    """Main, with a user namespace, once the intermediate has its mount
+    namespace: init will be the container's root there and may not reach a
+    bind source kago can (a 0700 directory of the host's root).  A child of
+    main - the host's credentials - enters that mount namespace, opens every
+    source once (O_PATH) and sends the fds to the intermediate over ``ch``
+    (main's end, inherited); init binds through them (/proc/self/fd/N), as
+    runc 1.1 does with its mount source fds.  Opened inside the container's
+    namespace, they are its (locked) copies of the host's mounts, as a bind
+    by path there would be.  Errors go the same way (the intermediate re-
+    raises them to main); returns the child's exit status."""
+    todo = bind_sources(spec, bundle)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            nsfd = os.open(f"/proc/{ns_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            ksys.setns(nsfd, ksys.CLONE_NEWNS, "the container's mount namespace")
+            fds = []
+            for i, src in todo:
+                try:
+                    fds.append(os.open(src, os.O_PATH | os.O_CLOEXEC))
+                except OSError as e:
+                    raise SpecError(f"mounts[{i}].source",
+                                    f"bind source {src}: {e.strerror}") from None
+            for k in range(0, max(len(todo), 1), _FDS_PER_MSG):   # one at least
+                ch.sources([i for i, _ in todo[k:k + _FDS_PER_MSG]],
+                           fds[k:k + _FDS_PER_MSG], k + _FDS_PER_MSG < len(todo))
+            code = 0
+        except BaseException as e:  # noqa: B902 - to the intermediate, then main
+            ch.send_error(e)
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+_FDS_PER_MSG = 200      # SCM_RIGHTS takes at most 253
 
 
 class Rootfs:
@@ -48,19 +109,37 @@ class Rootfs:
         self.root = ctx.rootfs
         self.rootfd = -1
         self.userns = ctx.userns
+        self._ro_later = []     # O_PATH fds of mounts made read-only in finalize
+        self.src_fds = getattr(ctx, "bind_fds", None) or {}   # send_bind_sources
+        # "mount" in linux.namespaces (new or joined); else see leave_to
+        self.own_mntns = any(n["type"] == "mount" for n in ctx.namespaces)
 
     # ---- before the createContainer hooks ---------------------------------
     def prepare(self):
         prop = self.linux.get("rootfsPropagation") or ""
         flag = PROPAGATION.get(prop, ksys.MS_SLAVE | ksys.MS_REC)
+        if flag & ksys.MS_UNBINDABLE:
+            # the rootfs can't be bound from an unbindable "/": private now,
+            # unbindable once it is the root (_root_propagation, as crun)
+            flag = ksys.MS_PRIVATE | (flag & ksys.MS_REC)
         ksys.mount(None, "/", None, flag)
         self._parent_private()
         ksys.mount(self.root, self.root, None, ksys.MS_BIND | ksys.MS_REC)
         self.rootfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         dev_bound = False
         binds = set()
-        for i, m in enumerate(self.spec.get("mounts") or ()):
-            bound = self.mount(i, m)
+        mounts = self.spec.get("mounts") or ()
+        dests = [m.get("destination") or "" for m in mounts]
+        for i, m in enumerate(mounts):
+            # a read-only tmpfs that later mounts go under (their mountpoints
+            # are made in it), or /dev (its nodes), is mounted writable and
+            # made read-only in finalize, as runc does.  Never a bind: its
+            # mountpoints would be made in the host's directory
+            d = dests[i]
+            under = d.rstrip("/") + "/"
+            later = d == "/dev" or (m.get("type") == "tmpfs" and any(
+                x.startswith(under) for x in dests[i + 1:]))
+            bound = self.mount(i, m, defer_ro=later)
             if bound is not None:
                 binds.add(bound)
                 # destinations have one spelling (kago.spec.clean): "//dev" is "/dev"
@@ -73,6 +152,9 @@ class Rootfs:
         if not dev_bound:
             self.devices()
             self.dev_symlinks()
+        for fd in self.src_fds.values():    # bound (or unused): ours to close
+            os.close(fd)
+        self.src_fds = {}
         cwd = (self.spec.get("process") or {}).get("cwd")
         if cwd:
             os.close(open_in_root(self.rootfd, cwd, create="dir"))
@@ -94,19 +176,24 @@ class Rootfs:
         if best and shared:
             ksys.mount(None, best, None, ksys.MS_PRIVATE)
 
-    def mount(self, i, m):
+    def mount(self, i, m, defer_ro=False):
         where = f"mounts[{i}]"
         dest = m.get("destination") or ""
         typ = m.get("type") or ""
         src = m.get("source") or ""
         o = parse_options(m.get("options"), where + ".options")
         is_bind = typ == "bind" or bool(o.flags & ksys.MS_BIND)
+        srcfd = self.src_fds.get(i, -1) if is_bind else -1
+        defer_ro = defer_ro and bool(o.flags & ksys.MS_RDONLY) and not is_bind \
+            and typ != "cgroup"
+        if defer_ro:
+            o.flags &= ~ksys.MS_RDONLY
         create = "dir"
         if is_bind:
             if not os.path.isabs(src):
                 src = os.path.join(self.ctx.bundle, src)
             try:
-                st = os.stat(src)
+                st = os.fstat(srcfd) if srcfd >= 0 else os.stat(src)
             except OSError as e:
                 raise SpecError(where + ".source",
                                 f"bind source {src}: {e.strerror}") from None
@@ -123,7 +210,10 @@ class Rootfs:
         try:
             try:
                 if is_bind:
-                    ksys.mount(src, fdpath(fd), None, ksys.MS_BIND | (o.flags & ksys.MS_REC))
+                    # opened by kago with the host's credentials, if any
+                    # (send_bind_sources): resolved once, never by init
+                    ksys.mount(fdpath(srcfd) if srcfd >= 0 else src, fdpath(fd), None,
+                               ksys.MS_BIND | (o.flags & ksys.MS_REC))
                     rest = o.flags & ~(ksys.MS_BIND | ksys.MS_REC | ksys.MS_REMOUNT)
                     if rest:
                         fd = self._reopen(fd, dest)
@@ -143,6 +233,9 @@ class Rootfs:
                     if o.rec_set or o.rec_clr:
                         ksys.mount_setattr(fd, "", ksys.AT_EMPTY_PATH | ksys.AT_RECURSIVE,
                                            o.rec_set, o.rec_clr)
+                if defer_ro:    # this mount (not what is under it by now)
+                    fd = self._reopen(fd, dest)
+                    self._ro_later.append(os.dup(fd))
                 if is_bind:     # what was bound (a host directory, say): its identity
                     fd = self._reopen(fd, dest)
                     st = os.fstat(fd)
@@ -294,11 +387,19 @@ class Rootfs:
                 os.close(fd)
                 fd = open_in_root(self.rootfd, path)
                 try:
-                    host = path if os.path.exists(path) else None
-                    if host is None:
+                    # mknod is not ours to do (a user namespace): the host's
+                    # node at the same path, if it is that very device
+                    try:
+                        hst = os.stat(path)
+                    except OSError:
+                        hst = None
+                    if hst is None or stat.S_IFMT(hst.st_mode) != kind or hst.st_rdev != dev:
                         raise SpecError(where or "linux.devices",
-                                        f"cannot bind {path}: no such device on the host")
-                    ksys.mount(host, fdpath(fd), None, ksys.MS_BIND)
+                                        f"cannot bind {path}: no such device on the host"
+                                        if hst is None else
+                                        f"cannot bind {path}: the host's {path} is "
+                                        "another device")
+                    ksys.mount(path, fdpath(fd), None, ksys.MS_BIND)
                 finally:
                     os.close(fd)
                 return
@@ -341,6 +442,7 @@ class Rootfs:
             os.close(self.rootfd)
             self.rootfd = -1
         if no_pivot:
+            self._hide_host_procfs()
             os.chdir(self.root)
             ksys.mount(self.root, "/", None, ksys.MS_MOVE)
             os.chroot(".")
@@ -361,15 +463,73 @@ class Rootfs:
             os.close(newroot)
         self._root_propagation()
 
-    def _root_propagation(self):
+    def _hide_host_procfs(self):
+        """--no-pivot: the host's mounts stay in our namespace under the
+        rootfs moved onto "/", and a whole procfs or sysfs there would let
+        the container mount a fresh one (the kernel's "fully visible" rule).
+        As runc: every full proc/sysfs mount outside the rootfs is made a
+        slave (the host never sees the unmount) and detached, or, where it
+        can't be (locked in a user namespace), covered with a tmpfs."""
+        root = self.root.rstrip("/") + "/"
+        points = []
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, fstype = left.split(), right.split(" ", 1)[0]
+                if fstype in ("proc", "sysfs") and fields[3] == "/":
+                    p = _unescape(fields[4])
+                    if p != self.root and not p.startswith(root):
+                        points.append(p)
+        for p in points:
+            try:
+                ksys.mount(None, p, None, ksys.MS_SLAVE | ksys.MS_REC)
+            except SyscallError as e:
+                if e.errno == errno.ENOENT:     # under one detached already
+                    continue
+                raise
+            try:
+                ksys.umount2(p, ksys.MNT_DETACH)
+            except SyscallError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                ksys.mount("tmpfs", p, "tmpfs", ksys.MS_RDONLY, None)
+
+    def _root_propagation(self, final=False):
         """rootfsPropagation for the new / itself (as runc does after the pivot):
         before it, the flag only set how the host's mounts reach our copies."""
         flag = PROPAGATION.get(self.linux.get("rootfsPropagation") or "")
-        if flag:
+        if flag and self.own_mntns:     # (else: a detached tree, see leave_to)
+            if bool(flag & ksys.MS_UNBINDABLE) != final:
+                return      # unbindable: after the console's and finalize's binds
             ksys.mount(None, "/", None, flag)
+
+    def leave_to(self, host_mntns):
+        """No mount namespace of the container's own: runc and crun mount the
+        rootfs's mounts in the caller's namespace (and leave them there).  kago
+        built them in a private one; now the whole tree is cloned, detached
+        (open_tree), we go back into kago's namespace and chroot into the
+        clone: the container shares kago's mount namespace, whose table never
+        saw any of its mounts (nor can the container mount onto it: a detached
+        tree takes no mounts from outside)."""
+        tree = ksys.open_tree(ksys.AT_FDCWD, "/", ksys.OPEN_TREE_CLONE | ksys.AT_RECURSIVE
+                              | ksys.OPEN_TREE_CLOEXEC)
+        try:
+            ksys.setns(host_mntns, ksys.CLONE_NEWNS, "kago's mount namespace")
+            os.fchdir(tree)
+            os.chroot(".")
+            os.chdir("/")
+        finally:
+            os.close(tree)
+            os.close(host_mntns)
 
     def finalize(self):
         """Inside the new root: readonly root, readonly and masked paths."""
+        for fd in self._ro_later:
+            # the mount itself (held since it was made), whatever is on top of
+            # it now; mount_setattr needs no /proc and keeps its other flags
+            ksys.mount_setattr(fd, "", ksys.AT_EMPTY_PATH, ksys.MOUNT_ATTR_RDONLY)
+            os.close(fd)
+        self._ro_later = []
         root = self.spec.get("root") or {}
         if root.get("readonly"):
             self._remount_ro("/", recursive=False, bind=False)
@@ -377,6 +537,7 @@ class Rootfs:
             self._readonly(p)
         for p in self.linux.get("maskedPaths") or ():
             self._mask(p)
+        self._root_propagation(final=True)
 
     def _remount_ro(self, path, recursive, bind):
         try:
