@@ -59,6 +59,11 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
                     continue
             ns_fds.append((os.open(f"/proc/{init_pid}/ns/{PROC_NAMES[t]}",
                                    os.O_RDONLY | os.O_CLOEXEC), FLAGS[t], t))
+        if "mount" not in types:
+            # no mount namespace of its own: init is chrooted in kago's (see
+            # rootfs), so the tenant takes init's root, never the host's
+            ns_fds.append((os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY
+                                   | os.O_CLOEXEC), 0, "root"))
     except OSError as e:
         for fd, _, _ in ns_fds:
             os.close(fd)
@@ -196,7 +201,11 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
                 from kago.errors import CgroupError
                 raise CgroupError(f"cgroup {d} does not exist", d) from None
         for fd, flag, t in ns_fds:
-            ksys.setns(fd, flag, f"{t} namespace of init")
+            if t == "root":         # last: after every setns
+                os.fchdir(fd)
+                os.chroot(".")
+            else:
+                ksys.setns(fd, flag, f"{t} namespace of init")
             os.close(fd)
         if any(t == "user" for _, _, t in ns_fds):
             os.setresgid(0, 0, 0)

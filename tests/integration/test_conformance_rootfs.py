@@ -148,6 +148,16 @@ def test_no_mount_namespace_runs_in_kagos_and_leaves_its_table_alone(
     assert host_mountinfo() == before
     assert os.path.exists(f"/proc/{pid}/root/dev/null")
     assert not os.path.exists(b / "rootfs" / "dev" / "null")
+    # an exec'd process takes init's root too, never the host's filesystem
+    r = run_kago("exec", cid, "sh", "-c", "test -d /work -o -d /opt && echo host || echo ctr; "
+                 "echo x > /dev/null && echo null=ok")
+    assert r.stdout.split() == ["ctr", "null=ok"], r.stdout
+    pf = tmp_path / "exec.pid"
+    run_kago("exec", "-d", "--pid-file", pf, cid, "sleep", "300")
+    tenant = int(pf.read_text())
+    root_of = [os.stat(f"/proc/{p}/root/.") for p in (pid, tenant)]
+    assert (root_of[0].st_dev, root_of[0].st_ino) == (root_of[1].st_dev, root_of[1].st_ino)
+    assert (root_of[1].st_dev, root_of[1].st_ino) != (os.stat("/").st_dev, os.stat("/").st_ino)
     run_kago("delete", "--force", cid)
     assert host_mountinfo() == before
 
