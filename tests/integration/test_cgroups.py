@@ -412,6 +412,12 @@ def test_update_flags_live(bundle, run_kago, cid, state_root):
                                                          "cpu": {"quota": -1}}))
     assert f("pids/pids.max", "pids.max") == "7"
     assert f("cpu/cpu.cfs_quota_us", "cpu.max") == ("max 100000" if V2 else "-1")
+    # keys as runc's Go decoder matches them: struct fields case-insensitively
+    run_kago("update", "-r", "-", cid, input=json.dumps({"PIDS": {"Limit": 9},
+                                                         "Cpu": {"SHARES": 512}}))
+    assert f("pids/pids.max", "pids.max") == "9"
+    if not V2:
+        assert f("cpu/cpu.shares", "") == "512"
     r = run_kago("update", "--memory", "lots", cid, check=False)
     assert r.returncode != 0 and "invalid value for memory: invalid size: 'lots'" in r.stderr
     r = run_kago("update", "--cpu-share", "-5", cid, check=False)
