@@ -69,7 +69,8 @@ def host_config(cid, sysctls):
 
 
 def _cases(base):
-    # the ".." cgroupsPath is item 2 of issue 12 (tests/integration/test_cgroups.py)
+    # a ".." cgroupsPath is cleaned into a cgroup whose parents (as runc) stay:
+    # tests/integration/test_cgroup_paths.py checks it and removes them
     return [(p, k, v) for p, k, v in mutations(base)[::STRIDE]
             if not (p == ("linux", "cgroupsPath") and k == "dotdot-path")]
 
