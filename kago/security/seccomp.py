@@ -144,6 +144,8 @@ def lib():
         h.seccomp_attr_set.restype = i
         h.seccomp_syscall_resolve_name.argtypes = [c.c_char_p]
         h.seccomp_syscall_resolve_name.restype = i
+        h.seccomp_syscall_resolve_name_arch.argtypes = [u32, c.c_char_p]
+        h.seccomp_syscall_resolve_name_arch.restype = i
         h.seccomp_rule_add_array.argtypes = [vp, u32, i, c.c_uint, vp]
         h.seccomp_rule_add_array.restype = i
         h.seccomp_export_bpf.argtypes = [vp, i]
@@ -311,7 +313,7 @@ def _cache_key(cfg) -> str:
     part = [cfg.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures",
                                  "syscalls")]
     h = sha256(_json.dumps(part).encode())
-    h.update(f"|{version()}|{os.uname().machine}|1".encode())
+    h.update(f"|{version()}|{os.uname().machine}|2".encode())  # 2: + the ENOSYS stub
     return h.hexdigest()
 
 
@@ -420,10 +422,112 @@ def _compile(default, arches, rules, warn) -> bytes:
             if r < 0:
                 h.seccomp_release(c)
                 raise SeccompError(f"seccomp: merge filters: {os.strerror(-r)}")
-        return _export(h, ctx)
+        return _enosys_stub(h, default, tokens, rules) + _export(h, ctx)
     finally:
         if ctx is not None:
             h.seccomp_release(ctx)
+
+
+# ------------------------------------------------------------- -ENOSYS stub
+
+#: libseccomp's x32 token is its own (AUDIT_ARCH_X86_64 without the 64-bit
+#: flag); the kernel reports x32 calls as x86_64 with this bit in the number
+_SCMP_ARCH_X32 = 0x4000003E
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_BIT = 0x40000000
+_S390 = (0x16, 0x80000016)       # AUDIT_ARCH_S390, AUDIT_ARCH_S390X
+_ENOSYS = SCMP_ACT_ERRNO | _errno.ENOSYS
+
+
+def _insn(code, k, jt=0, jf=0) -> bytes:
+    return code.to_bytes(2, _sys.byteorder) + bytes((jt, jf)) + k.to_bytes(4, _sys.byteorder)
+
+
+_LD_ABS, _JA, _JEQ, _JGT, _JSET, _RET = 0x20, 0x05, 0x15, 0x25, 0x45, 0x06
+
+
+def _enosys_stub(h, default, tokens, rules) -> bytes:
+    """runc's patchbpf: before the filter, a syscall number above the highest
+    one the profile names on that architecture gets -ENOSYS instead of the
+    default action, so a libc newer than the profile (clone3, faccessat2, ...)
+    falls back to the older call instead of failing with EPERM.  Only when
+    the default refuses (errno other than ENOSYS, kill, trap): after an
+    allow, log or trace default there is nothing to soften.
+
+    Layout (all conditional jumps are local and short, every long way is a
+    ``ja`` with its 32-bit offset)::
+
+        ld [arch]; {jeq ARCH,0,1; ja SECTION}...; ja FILTER
+        SECTION: ld [nr]; [s390: jeq 0 -> ENOSYS]; [x86_64: jset X32_BIT -> x32 part]
+                 jgt MAX,0,1; ja ENOSYS; ja FILTER
+        ENOSYS: ret ERRNO|ENOSYS
+        FILTER: libseccomp's program (it loads the arch itself)
+    """
+    if default & 0xFFFF0000 in (SCMP_ACT_ALLOW, SCMP_ACT_LOG, SCMP_ACT_TRACE) \
+            or default == _ENOSYS:
+        return b""
+    names = {r[0] for r in rules}
+    # audit arch -> {None | "x32" | "x86_64": highest number the profile names}
+    top = {}
+    for tok in tokens:
+        hi = -1
+        for n in names:
+            nr = h.seccomp_syscall_resolve_name_arch(tok, n.encode())
+            if nr > hi:
+                hi = nr
+        if hi < 0:
+            continue  # no syscall of the profile exists there (runc: a warning)
+        if tok == _SCMP_ARCH_X32:
+            top.setdefault(_AUDIT_ARCH_X86_64, {})["x32"] = hi
+        elif tok == _AUDIT_ARCH_X86_64:
+            top.setdefault(tok, {})["x86_64"] = hi
+        else:
+            top.setdefault(tok, {})[None] = hi
+    if not top:
+        return b""
+
+    # assembled as lists of (code, k, jt, jf) with symbolic ja targets, then resolved
+    prog = [("ld", 4)]
+    sections = []
+    for arch, parts in top.items():
+        label = f"arch{arch}"
+        prog += [(_JEQ, arch, 0, 1), ("ja", label)]
+        body = [("label", label), ("ld", 0)]
+        if arch in _S390:
+            body += [(_JEQ, 0, 0, 1), ("ja", "enosys")]
+        if arch == _AUDIT_ARCH_X86_64:
+            body += [(_JSET, _X32_BIT, 0, 1), ("ja", "x32")]
+            if "x86_64" in parts:
+                body += [(_JGT, parts["x86_64"], 0, 1), ("ja", "enosys")]
+            body += [("ja", "filter"), ("label", "x32")]
+            if "x32" in parts:
+                body += [(_JGT, parts["x32"], 0, 1), ("ja", "enosys")]
+        else:
+            body += [(_JGT, parts[None], 0, 1), ("ja", "enosys")]
+        body.append(("ja", "filter"))
+        sections += body
+    prog.append(("ja", "filter"))
+    prog += sections
+    prog += [("label", "enosys"), (_RET, _ENOSYS, 0, 0), ("label", "filter")]
+
+    labels, n = {}, 0
+    for ins in prog:
+        if ins[0] == "label":
+            labels[ins[1]] = n
+        else:
+            n += 1
+    out, pc = [], 0
+    for ins in prog:
+        if ins[0] == "label":
+            continue
+        pc += 1
+        if ins[0] == "ld":
+            out.append(_insn(_LD_ABS, ins[1]))
+        elif ins[0] == "ja":
+            out.append(_insn(_JA, labels[ins[1]] - pc))
+        else:
+            out.append(_insn(*ins))
+    return b"".join(out)
 
 
 def _arch_context(h, default, tok, arch, native, rules):

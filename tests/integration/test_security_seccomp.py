@@ -153,6 +153,78 @@ def test_realistic_profile_runs_a_shell(bundle, run_kago, cid):
     assert "hi" in r.stdout and "Seccomp:\t2" in r.stdout
 
 
+SYSCALL_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long nr = strtol(argv[i], NULL, 0), r;
+        errno = 0;
+        r = syscall(nr, 0, 0, 0, 0, 0, 0);
+        printf("%ld=%ld\n", nr, r < 0 ? -errno : 0L);
+    }
+    return 0;
+}
+"""
+
+
+def _static_syscall_helper(rootfs: Path):
+    """/bin/sc N...: a static binary that makes raw syscall N and prints
+    ``N=-errno`` (or ``N=0``); busybox can't make an arbitrary syscall."""
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc is needed to build the static raw-syscall helper")
+    src = rootfs / "sc.c"
+    src.write_text(SYSCALL_C)
+    r = subprocess.run([gcc, "-static", "-O1", "-o", str(rootfs / "bin/sc"), str(src)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"no static libc to build the helper: {r.stderr[-300:]}")
+    src.unlink()
+
+
+def test_unknown_syscall_number_is_enosys_not_the_default_errno(bundle, run_kago, make_cid,
+                                                                tmp_path):
+    """runc's -ENOSYS stub: with a refusing default (errno 1 here), a number
+    above the highest syscall the profile names gets ENOSYS, so a libc newer
+    than the profile falls back; a known syscall the profile leaves out still
+    gets the default EPERM - in init and in an exec'd process, as under runc."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("syscall numbers below are x86_64's")
+    prof = json.loads((DATA / "seccomp_default.json").read_text())
+    prof.pop("defaultErrnoRet")             # defaultAction SCMP_ACT_ERRNO: EPERM
+    for sc in prof["syscalls"]:
+        sc["names"] = [n for n in sc["names"] if n != "getppid"]
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    top = max(lib.seccomp_syscall_resolve_name(n.encode())
+              for sc in prof["syscalls"] for n in sc["names"])
+    nrs = ["1000", str(top + 1), "110", "39"]   # unknown, unknown, getppid, getpid
+    b = bundle(["/bin/sc", *nrs], linux={"seccomp": prof},
+               process={"noNewPrivileges": True}, **RW)
+    _static_syscall_helper(b / "rootfs")
+    want = [f"1000=-{errno.ENOSYS}", f"{top + 1}=-{errno.ENOSYS}", f"110=-{errno.EPERM}",
+            "39=0"]
+    r = run_kago("run", "--bundle", b, make_cid(), check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == want
+    # an exec'd process gets the same program
+    cid = make_cid()
+    with open(b / "config.json") as f:
+        cfg = json.load(f)
+    cfg["process"]["args"] = ["sleep", "60"]
+    with open(b / "config.json", "w") as f:
+        json.dump(cfg, f)
+    run_kago("run", "-d", "--bundle", b, cid)
+    r = run_kago("exec", cid, "/bin/sc", *nrs, check=False)
+    run_kago("delete", "--force", cid)
+    assert r.returncode == 0 and r.stdout.split() == want, r
+
+
 def test_bad_action_is_a_spec_error(bundle, run_kago, cid, state_root):
     b = bundle("true", linux={"seccomp": profile("SCMP_ACT_ALLOW", rule("mkdir", "SCMP_ACT_NOPE"))})
     r = run_kago("run", "--bundle", b, cid, check=False)
