@@ -68,6 +68,9 @@ def run(argv=None):
         _stdout(app_help())
         return 0
     if inv.command in ("create", "run", "exec") and inv.action != "help":
+        from kago.process import fds
+        if inv.opts.get("preserve_fds") or (inv.command != "exec" and fds.listen_fds()):
+            fds.snapshot()   # the caller's fds, before kago opens anything of its own
         from kago.cgroups.fs import prewarm_attach
         prewarm_attach()     # the kernel's wait for the first cgroup attach, now
     if argv is None and inv.command in ("create", "run", "exec") and inv.action != "help":

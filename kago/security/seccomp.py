@@ -11,8 +11,9 @@ pivot_root and the expensive part happens once:
     supported by this kernel"), as are rules whose action equals the default;
     a rule an earlier one already decides (duplicates, overlaps libseccomp
     can't express: EEXIST) leaves the earlier one standing (see _compile).
-    If any rule uses SCMP_ACT_NOTIFY, the unix socket at ``listenerPath`` is
-    connected now, from the host's view of the filesystem.
+    If ``listenerPath`` is set, the unix socket there is connected now, from
+    the host's view of the filesystem (an agent that doesn't answer is runc's
+    "failed to connect with seccomp agent ...").
 
 ``Filter.load()`` (in the container process)
     installs the BPF with seccomp(2) itself, so every filter flag the kernel
@@ -21,6 +22,9 @@ pivot_root and the expensive part happens once:
     return value (SECCOMP_FILTER_FLAG_NEW_LISTENER).  The listener fd is then
     sent over the connected socket with SCM_RIGHTS, with the container
     process state as JSON (runtime-spec "ContainerProcessState"), and closed.
+    As crun does, that happens whenever ``listenerPath`` is set, whether or
+    not a rule uses SCMP_ACT_NOTIFY (runc 1.1 never connects then, and an
+    agent waits forever).
 
 Where it is loaded (runc's standard_init_linux.go / setns_init_linux.go):
 without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, so it is
@@ -260,11 +264,35 @@ def parse(cfg: dict):
             if not isinstance(n, str) or not n:
                 raise SpecError(sp + ".names", f"bad syscall name {n!r}")
             rules.append((n, act, conds, sp))
-    listener = cfg.get("listenerPath") or ""
+    listener = listener_path(cfg)
     if notify and not listener:
         raise SpecError(p + ".listenerPath",
                         "required when a rule uses SCMP_ACT_NOTIFY")
     return default, arches, flags, rules, notify
+
+
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8", "surrogateescape")
+        return True
+    except UnicodeError:
+        return False
+
+
+def listener_path(cfg) -> str:
+    """``linux.seccomp.listenerPath`` ("" if unset), checked: main connects
+    to it before anything else of the section is looked at."""
+    if not isinstance(cfg, dict):
+        return ""
+    path = cfg.get("listenerPath")
+    if path is None or path == "":
+        return ""
+    if not isinstance(path, str) or "\0" in path or not _encodable(path):
+        raise SpecError("linux.seccomp.listenerPath", f"{path!r} is not a socket path")
+    md = cfg.get("listenerMetadata")
+    if md is not None and not isinstance(md, str):
+        raise SpecError("linux.seccomp.listenerMetadata", "must be a string")
+    return path
 
 
 def _rule_sets(conds):
@@ -374,7 +402,7 @@ def _cache_put(key, bpf):
 
 def build(cfg: dict, warn=None, cache: bool = True) -> "Filter":
     """The BPF program for ``cfg`` (linux.seccomp), from the cache or
-    compiled; connects the listener socket if notify is used."""
+    compiled; connects to the agent at ``listenerPath`` if there is one."""
     default, arches, flags, rules, notify = parse(cfg)
     key = _cache_key(cfg) if cache else None
     bpf = _cache_get(key) if key else None
@@ -383,8 +411,9 @@ def build(cfg: dict, warn=None, cache: bool = True) -> "Filter":
         if key:
             _cache_put(key, bpf)
     f = Filter(bpf, flags)
-    if notify:
-        f.listener_path = cfg["listenerPath"]
+    listener = listener_path(cfg)
+    if listener:
+        f.listener_path = listener
         f.metadata = cfg.get("listenerMetadata") or ""
         f.connect()
     return f
@@ -583,13 +612,15 @@ class Filter:
         self.flags = flags
         self.listener_path = ""
         self.metadata = ""
-        self.sock = None       # connected to listenerPath (notify)
+        self.sock = None       # connected to listenerPath
         self.state = None      # OCI state sent with the listener fd
         self._pid_pipe = None
         self.loaded = False
 
     @property
     def notify(self) -> bool:
+        """A seccomp agent gets the state and a listener fd (crun: whenever
+        ``listenerPath`` is set, notify rules or not)."""
         return bool(self.listener_path)
 
     def connect(self):
@@ -603,8 +634,10 @@ class Filter:
             s.connect(self.listener_path)
         except OSError as e:
             s.close()
-            raise SeccompError(f"seccomp: connect to listenerPath {self.listener_path}: "
-                               f"{e.strerror}", path=self.listener_path) from None
+            why = (e.strerror or str(e) or "error").lower()
+            raise SeccompError("failed to connect with seccomp agent specified in the "
+                               f"seccomp profile: dial unix {self.listener_path}: "
+                               f"connect: {why}", path=self.listener_path) from None
         self.sock = s
 
     # exec: the process state names the new process's host pid, which only
@@ -662,13 +695,11 @@ def preconnect(cfg):
     the connection over; main drops its copy with :func:`release_preconnected`
     once it has forked."""
     release_preconnected()
-    if not isinstance(cfg, dict) or not cfg.get("listenerPath"):
-        return
-    if not any(isinstance(r, dict) and r.get("action") == "SCMP_ACT_NOTIFY"
-               for r in cfg.get("syscalls") or ()):
+    path = listener_path(cfg)
+    if not path:
         return
     f = Filter(b"", 0)
-    f.listener_path = cfg["listenerPath"]
+    f.listener_path = path
     f.connect()
     _pre[f.listener_path] = f.sock
 

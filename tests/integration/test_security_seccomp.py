@@ -496,12 +496,91 @@ def test_notify_needs_listener_path(bundle, run_kago, cid):
     assert r.returncode != 0 and "listenerPath" in r.stderr
 
 
-def test_notify_listener_missing(bundle, run_kago, cid, tmp_path):
-    b = bundle("true", linux={"seccomp": profile(
-        "SCMP_ACT_ALLOW", rule("mkdir", "SCMP_ACT_NOTIFY"),
-        listenerPath=str(tmp_path / "nobody.sock"))})
-    r = run_kago("run", "--bundle", b, cid, check=False)
-    assert r.returncode != 0 and "nobody.sock" in r.stderr
+AGENT_GONE = ("failed to connect with seccomp agent specified in the seccomp profile: "
+              "dial unix {}: connect: {}")
+
+
+@pytest.mark.parametrize("notify", [True, False])
+@pytest.mark.parametrize("how", ["missing", "not-listening"])
+def test_seccomp_agent_not_there_is_runcs_error(bundle, run_kago, make_cid, tmp_path,
+                                                state_root, assert_clean, how, notify):
+    """No agent at listenerPath (no socket; a socket nobody listens on):
+    runc's words, exit 1, and nothing left behind - no state, no cgroup, no
+    process (with or without a notify rule: kago connects whenever the path
+    is set, as crun)."""
+    import subprocess
+    path = tmp_path / "nobody.sock"
+    if how == "not-listening":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))       # bound, never listen()ed: ECONNREFUSED
+    rules = [rule("mkdir", "SCMP_ACT_NOTIFY" if notify else "SCMP_ACT_ERRNO")]
+    b = bundle("true", linux={"seccomp": profile("SCMP_ACT_ALLOW", *rules,
+                                                 listenerPath=str(path))})
+    try:
+        for verb in ("run", "create"):
+            cid = make_cid()
+            r = run_kago(verb, "--bundle", b, cid, check=False)
+            why = "no such file or directory" if how == "missing" else "connection refused"
+            assert r.returncode == 1, r
+            assert f"kago {verb} failed: " + AGENT_GONE.format(path, why) in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+            assert not (state_root / cid).exists()
+            assert not subprocess.run(["pgrep", "-f", f"kago.*{cid}"],
+                                      capture_output=True).stdout
+        assert_clean()
+    finally:
+        if how == "not-listening":
+            s.close()
+
+
+def test_seccomp_agent_gone_before_exec(bundle, run_kago, cid, listener, state_root,
+                                        assert_clean):
+    """The agent went away after create: exec fails in runc's words (exit
+    255, exec's own failures); no process is left in the container."""
+    lst = listener(lambda nr, args: (0, 0))
+    prof = profile("SCMP_ACT_ALLOW", rule(MKDIR, "SCMP_ACT_NOTIFY"), listenerPath=lst.path)
+    b = bundle("sleep 60", linux={"seccomp": prof}, **RW)
+    run_kago("run", "-d", "--bundle", b, cid)
+    lst.close()
+    os.unlink(lst.path)
+    r = run_kago("exec", cid, "sh", "-c", "echo should-not-run", check=False)
+    assert r.returncode == 255, r
+    assert AGENT_GONE.format(lst.path, "no such file or directory") in r.stderr, r.stderr
+    assert "should-not-run" not in r.stdout
+    ps = json.loads(run_kago("ps", "--format", "json", cid).stdout)
+    assert ps == [json.loads(run_kago("state", cid).stdout)["pid"]]
+    run_kago("delete", "--force", cid)
+    assert_clean()
+
+
+def test_listener_gets_the_state_without_a_notify_rule(bundle, run_kago, cid, listener,
+                                                      state_root):
+    """listenerPath set, no rule uses SCMP_ACT_NOTIFY: as crun, kago still
+    connects and sends the container's ContainerProcessState with a listener
+    fd (runc 1.1.5 never connects, and an agent waits forever) - for the
+    container's process and for an exec'd one; the filter itself works."""
+    lst = listener(lambda nr, args: (0, 0))
+    prof = profile("SCMP_ACT_ALLOW", rule(MKDIR, "SCMP_ACT_ERRNO", errnoRet=errno.ENOSPC),
+                   listenerPath=lst.path, listenerMetadata="no-notify")
+    b = bundle("mkdir /d; echo rc=$?; exec sleep 60", linux={"seccomp": prof}, **RW,
+               annotations={"org.kago.test": "agent"})
+    run_kago("run", "-d", "--bundle", b, cid)
+    pid = json.loads(run_kago("state", cid).stdout)["pid"]
+    r = run_kago("exec", cid, "sh", "-c", "mkdir /e; echo rc=$?", check=False)
+    assert r.returncode == 0 and "rc=1" in r.stdout and "No space left" in r.stderr, r
+    run_kago("delete", "--force", cid)
+    assert len(lst.received) == 2, lst.received
+    (first, nfd1), (second, nfd2) = lst.received
+    assert nfd1 == nfd2 == 1
+    for msg in (first, second):
+        assert set(msg) == {"ociVersion", "fds", "pid", "metadata", "state"}
+        assert msg["fds"] == ["seccompFd"] and msg["metadata"] == "no-notify"
+        assert msg["state"]["id"] == cid and msg["state"]["bundle"] == str(b)
+        assert msg["state"]["annotations"] == {"org.kago.test": "agent"}
+        assert msg["state"]["pid"] == msg["pid"]
+    assert first["pid"] == pid and first["state"]["status"] == "creating"
+    assert second["pid"] not in (0, pid) and second["state"]["status"] == "running"
+    assert lst.notifications == []
 
 
 # --------------------------------------------------------------- performance
