@@ -77,6 +77,11 @@ def errno_of(call):
      "linux.seccomp.syscalls[0].action", "errnoRet"),
     (prof("SCMP_ACT_ALLOW", {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}),
      "linux.seccomp.listenerPath", "required"),
+    (prof("SCMP_ACT_ALLOW", listenerPath=5), "linux.seccomp.listenerPath", "socket path"),
+    (prof("SCMP_ACT_ALLOW", listenerPath="/a\0b"), "linux.seccomp.listenerPath", "socket"),
+    (prof("SCMP_ACT_ALLOW", listenerPath="/a\ud800"), "linux.seccomp.listenerPath", "socket"),
+    (prof("SCMP_ACT_ALLOW", listenerPath="/a", listenerMetadata=["x"]),
+     "linux.seccomp.listenerMetadata", "string"),
     (prof("SCMP_ACT_ALLOW", {"names": ["write"], "action": "SCMP_ACT_NOTIFY"},
           listenerPath="/x"), "linux.seccomp.syscalls[0]", "write"),
 ])
