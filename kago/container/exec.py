@@ -39,18 +39,18 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
                         "console socket")
     if console_socket and not terminal:
         raise KagoError("cannot use console socket if process.terminal is false")
-    init_pid = c._data["pid"]
-    cfg = c.config()
     scf = None
-    if cfg.get("seccomp") is not None:
+    if c.config().get("seccomp") is not None:
         # the container's filter, compiled (and its agent connected) here,
         # before anything else is set up: an agent that isn't there leaves nothing
         from kago.security import seccomp
         seccomp.preload()
-        scf = seccomp.build(cfg["seccomp"])
+        scf = seccomp.build(c.config()["seccomp"])
         if scf.notify:
             scf.state = c.oci_state()
             scf.want_pid()
+    init_pid = c._data["pid"]
+    cfg = c.config()
     # open every namespace of init now: one consistent view, before any setns
     ns_fds = []
     types = [n["type"] for n in cfg.get("namespaces") or ()]
@@ -67,8 +67,6 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     except OSError as e:
         for fd, _, _ in ns_fds:
             os.close(fd)
-        if scf is not None:
-            scf.close()
         raise KagoError(f"container {c.id}: open namespaces of init: {e.strerror}") from None
     cg = c._cgroup()
     cg_dirs = list(cg.dirs.values())
