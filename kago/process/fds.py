@@ -45,6 +45,11 @@ def snapshot():
     _snap = open_fds()
 
 
+def forget():
+    global _snap
+    _snap = None
+
+
 def take() -> list:
     """The caller's open fds: the CLI's snapshot (once), else now."""
     global _snap

@@ -36,3 +36,13 @@ def test_preserved_and_listen_fds(monkeypatch):
         assert fds.listen_fds() == want
     monkeypatch.delenv("LISTEN_FDS")
     assert fds.listen_fds() == 0
+
+
+def test_a_failed_command_leaves_no_snapshot_behind(tmp_path, monkeypatch):
+    """`kago --log /no/such/dir/x create --preserve-fds 1 ...` fails before
+    create: its snapshot must not stand in for a later library call's fds."""
+    from kago.cli import run
+    rc = run(["--log", str(tmp_path / "no" / "such" / "log"), "create", "--preserve-fds", "1",
+              "--bundle", str(tmp_path), "x"])
+    assert rc != 0
+    assert fds._snap is None
