@@ -344,31 +344,42 @@ HOLES_SCRIPT = ("echo lfds=$LISTEN_FDS; for n in 3 4 5; do cat <&$n 2>/dev/null 
                 "echo done; exec sleep 300")
 
 
-@pytest.mark.parametrize("how", ["plain", "log", "listen_fds"])
+@pytest.mark.parametrize("how", ["plain", "log", "listen_fds", "seccomp_agent"])
 def test_preserve_fds_skip_closed_ones_and_no_kago_fd_takes_their_place(
         bundle, kago_bin, state_root, run_kago, make_cid, tmp_path, wait_until, how):
     """--preserve-fds 3 with 3 and 5 open and 4 closed in the caller: the
     container gets 3 and 5 (their content) and nothing at 4 - though 4 is the
-    lowest free number, where kago's own lock, channel sockets, exec.fifo or
-    log file land (runc 1.1.5 passes its /sys/fs/cgroup fd there); crun skips
-    the closed ones too.  ``listen_fds``: LISTEN_FDS=2 counts 3 and 4, 5 is
-    the preserved one."""
+    lowest free number, where kago's own lock, channel sockets, exec.fifo, log
+    file or seccomp agent socket land (runc 1.1.5 passes its /sys/fs/cgroup fd
+    there); crun skips the closed ones too.  ``listen_fds``: LISTEN_FDS=2
+    counts 3 and 4, 5 is the preserved one."""
     fds = _with_holes(tmp_path, {3: "three\n", 5: "five\n"})
     env = globals_ = None
     flags = ["--preserve-fds", "3"]
+    over = {}
+    agent = None
     if how == "log":
         globals_ = ["--log", tmp_path / "kago.log", "--log-format", "json", "--debug"]
     if how == "listen_fds":
         env = {**os.environ, "LISTEN_FDS": "2", "LISTEN_PID": str(os.getpid())}
         flags = ["--preserve-fds", "1"]
+    if how == "seccomp_agent":
+        from tests.integration.test_security_seccomp import Listener
+        agent = Listener(tmp_path / "agent.sock", lambda nr, args: (0, 0))
+        over = {"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                                      "listenerPath": agent.path}}}
     try:
-        b = bundle(HOLES_SCRIPT)
+        b = bundle(HOLES_SCRIPT, **over)
         out, found = _run_detached(kago_bin, state_root, run_kago, wait_until, tmp_path,
                                    make_cid(), b, fds, *flags, env=env,
                                    globals_=globals_ or ())
     finally:
         for fd in fds.values():
             os.close(fd)
+        if agent is not None:
+            agent.close()
+    if agent is not None:
+        assert len(agent.received) == 1 and agent.received[0][1] == 1
     assert one(out, "fd3:") == "three" and one(out, "fd5:") == "five"
     assert lines_with(out, "fd4") == [], out
     # the host's view of the container's process: exactly 0-2, 3 and 5
