@@ -67,7 +67,12 @@ def run(argv=None):
         from kago.cli.helptext import app_help
         _stdout(app_help())
         return 0
+    snapped = False
     if inv.command in ("create", "run", "exec") and inv.action != "help":
+        from kago.process import fds
+        if inv.opts.get("preserve_fds") or (inv.command != "exec" and fds.listen_fds()):
+            fds.snapshot()   # the caller's fds, before kago opens anything of its own
+            snapped = True
         from kago.cgroups.fs import prewarm_attach
         prewarm_attach()     # the kernel's wait for the first cgroup attach, now
     if argv is None and inv.command in ("create", "run", "exec") and inv.action != "help":
@@ -76,14 +81,18 @@ def run(argv=None):
         # CVE-2019-5736: only from a read-only interpreter (may re-exec us)
         from kago.security.exe import ensure_protected
         ensure_protected()
-    err = _before(inv)
-    if err:
-        return err
-    if inv.action == "help":
-        from kago.cli.helptext import command_help
-        _stdout(command_help(inv.command))
-        return 0
-    return execute(inv)
+    try:
+        err = _before(inv)
+        if err:
+            return err
+        if inv.action == "help":
+            from kago.cli.helptext import command_help
+            _stdout(command_help(inv.command))
+            return 0
+        return execute(inv)
+    finally:
+        if snapped:
+            fds.forget()   # the snapshot was this command's, never a later one's
 
 
 def execute(inv):

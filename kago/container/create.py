@@ -19,6 +19,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     from kago.container.container import Container
     from kago.process.init import check_spec
 
+    from kago.process import fds as _fds
+    listen = _fds.listen_fds()
+    # the caller's fds, before anything of ours is open (see kago.process.fds)
+    caller_fds = _fds.take() if preserve_fds or listen else []
     from kago.cgroups.fs import prewarm_attach
     prewarm_attach()              # (the CLI started it already)
     _st.validate_id(cid)
@@ -99,11 +103,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             resources["devices"] = rules_for(linux)
         cg.apply(resources)
         extra_env = {}
-        listen = os.getenv("LISTEN_FDS")
-        keep = preserve_fds
-        if listen and listen.isdigit() and int(listen) > 0:
-            extra_env = {"LISTEN_FDS": listen, "LISTEN_PID": "1"}
-            keep += int(listen)
+        if listen:
+            extra_env = {"LISTEN_FDS": str(listen), "LISTEN_PID": "1"}
+        # of 3 .. 3+N-1 the ones open in the caller (a closed one is skipped, as crun)
+        keep = _fds.preserved(caller_fds, preserve_fds + listen)
         from kago.process.main import Context, spawn
         ctx = Context(id=cid, spec=spec, bundle=bundle, rootfs=rootfs,
                       state_dir=state_dir, cgroup=cg, no_pivot=no_pivot,

@@ -19,6 +19,12 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     from kago.process.channel import IntermediateToMain, MainToIntermediate, pair
     from kago.spec import validate_process
 
+    # of 3 .. 3+N-1 the ones open in the caller (a closed one is skipped, as
+    # crun), seen before anything of ours is open (see kago.process.fds)
+    keep = ()
+    if preserve_fds:
+        from kago.process import fds as _fds
+        keep = _fds.preserved(_fds.take(), preserve_fds)
     from kago.cgroups.fs import prewarm_attach
     prewarm_attach()              # (the CLI started it already)
     validate_process(process)
@@ -33,11 +39,16 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
                         "console socket")
     if console_socket and not terminal:
         raise KagoError("cannot use console socket if process.terminal is false")
-    for fd in range(3, 3 + preserve_fds):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise KagoError(f"preserve-fds: file descriptor {fd} is not open") from None
+    scf = None
+    if c.config().get("seccomp") is not None:
+        # the container's filter, compiled (and its agent connected) here,
+        # before anything else is set up: an agent that isn't there leaves nothing
+        from kago.security import seccomp
+        seccomp.preload()
+        scf = seccomp.build(c.config()["seccomp"])
+        if scf.notify:
+            scf.state = c.oci_state()
+            scf.want_pid()
     init_pid = c._data["pid"]
     cfg = c.config()
     cg = c._cgroup()   # (before anything is opened: a bad --cgroup leaks nothing)
@@ -85,15 +96,6 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         import _signal
         from kago.container.run import FORWARD
         mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARD)
-    scf = None
-    if cfg.get("seccomp") is not None:
-        # the container's filter, compiled (and its listener connected) here
-        from kago.security import seccomp
-        seccomp.preload()
-        scf = seccomp.build(cfg["seccomp"])
-        if scf.notify:
-            scf.state = c.oci_state()
-            scf.want_pid()
     # what the tenant needs once it has joined the container's mount
     # namespace, imported here: before the fork no page is shared yet (after
     # it, each is a copy-on-write fault), and the host's files are ours
@@ -117,7 +119,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         try:
             os.close(err_r)
             m_int.close()
-            _intermediate(int_m, err_w, ns_fds, cg_dirs, process, preserve_fds,
+            _intermediate(int_m, err_w, ns_fds, cg_dirs, process, keep,
                           con.fileno() if con else -1, scf, oom)
         finally:
             os._exit(1)

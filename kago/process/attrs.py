@@ -37,8 +37,12 @@ def warn_capabilities(proc):
         log.warning(f"ignoring unknown or unavailable capabilities: [{' '.join(bad)}]")
 
 
-def apply(proc: dict, extra_env: dict, keep_fds: int, seccomp=None):
+def apply(proc: dict, extra_env: dict, keep_fds=(), seccomp=None):
     """Apply ``proc`` to this process; returns (path to exec, env dict).
+
+    ``keep_fds``: the fds the process inherits besides stdio (--preserve-fds,
+    LISTEN_FDS: those open in the caller, kago.process.fds); every other fd
+    >= 3 is made close-on-exec.
 
     ``seccomp`` (a compiled :class:`kago.security.seccomp.Filter`) is loaded
     where runc loads it: without noNewPrivileges before the capabilities are
@@ -91,9 +95,9 @@ def apply(proc: dict, extra_env: dict, keep_fds: int, seccomp=None):
                        f"{rl['type']} soft {rl['soft']} hard {rl['hard']}")
     if nnp:
         ksys.prctl(ksys.PR_SET_NO_NEW_PRIVS, 1)
-    for fd in range(3, 3 + keep_fds):
+    ksys.close_range_cloexec(3)
+    for fd in keep_fds:
         os.set_inheritable(fd, True)
-    ksys.close_range_cloexec(3 + keep_fds)
     if seccomp is not None and nnp:
         seccomp.load()
     return path, env

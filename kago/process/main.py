@@ -2,14 +2,14 @@
 
 from kago import _os as os
 
-from kago.errors import InvalidArgument, KagoError
+from kago.errors import KagoError
 
 
 class Context:
     """Everything the children need; inherited through fork, never pickled."""
 
     def __init__(self, *, id, spec, bundle, rootfs, state_dir, cgroup,
-                 no_pivot=False, no_new_keyring=False, keep_fds=0, extra_env=None,
+                 no_pivot=False, no_new_keyring=False, keep_fds=(), extra_env=None,
                  console_socket=None, created="", owner=""):
         self.id = id
         self.spec = spec
@@ -100,12 +100,6 @@ def spawn(ctx, run_hooks) -> int:
     failure everything spawned is killed and the child's exception re-raised."""
     from kago.process.channel import (IntermediateToMain, InitToMain, MainToInit,
                                       MainToIntermediate, pair)
-    for fd in range(3, 3 + ctx.keep_fds):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise InvalidArgument(f"preserve-fds: file descriptor {fd} is not open") \
-                from None
     # exec.fifo is opened here, O_PATH, and inherited: init may not be able to
     # reach the state dir itself (a 0700 --root seen from a user namespace)
     ctx.fifo_fd = os.open(os.path.join(ctx.state_dir, "exec.fifo"), os.O_PATH | os.O_CLOEXEC)

@@ -11,8 +11,9 @@ pivot_root and the expensive part happens once:
     supported by this kernel"), as are rules whose action equals the default;
     a rule an earlier one already decides (duplicates, overlaps libseccomp
     can't express: EEXIST) leaves the earlier one standing (see _compile).
-    If any rule uses SCMP_ACT_NOTIFY, the unix socket at ``listenerPath`` is
-    connected now, from the host's view of the filesystem.
+    If ``listenerPath`` is set, the unix socket there is connected now, from
+    the host's view of the filesystem (an agent that doesn't answer is runc's
+    "failed to connect with seccomp agent ...").
 
 ``Filter.load()`` (in the container process)
     installs the BPF with seccomp(2) itself, so every filter flag the kernel
@@ -21,6 +22,9 @@ pivot_root and the expensive part happens once:
     return value (SECCOMP_FILTER_FLAG_NEW_LISTENER).  The listener fd is then
     sent over the connected socket with SCM_RIGHTS, with the container
     process state as JSON (runtime-spec "ContainerProcessState"), and closed.
+    As crun does, that happens whenever ``listenerPath`` is set, whether or
+    not a rule uses SCMP_ACT_NOTIFY (runc 1.1 never connects then, and an
+    agent waits forever).
 
 Where it is loaded (runc's standard_init_linux.go / setns_init_linux.go):
 without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, so it is
@@ -144,6 +148,8 @@ def lib():
         h.seccomp_attr_set.restype = i
         h.seccomp_syscall_resolve_name.argtypes = [c.c_char_p]
         h.seccomp_syscall_resolve_name.restype = i
+        h.seccomp_syscall_resolve_name_arch.argtypes = [u32, c.c_char_p]
+        h.seccomp_syscall_resolve_name_arch.restype = i
         h.seccomp_rule_add_array.argtypes = [vp, u32, i, c.c_uint, vp]
         h.seccomp_rule_add_array.restype = i
         h.seccomp_export_bpf.argtypes = [vp, i]
@@ -258,11 +264,35 @@ def parse(cfg: dict):
             if not isinstance(n, str) or not n:
                 raise SpecError(sp + ".names", f"bad syscall name {n!r}")
             rules.append((n, act, conds, sp))
-    listener = cfg.get("listenerPath") or ""
+    listener = listener_path(cfg)
     if notify and not listener:
         raise SpecError(p + ".listenerPath",
                         "required when a rule uses SCMP_ACT_NOTIFY")
     return default, arches, flags, rules, notify
+
+
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8", "surrogateescape")
+        return True
+    except UnicodeError:
+        return False
+
+
+def listener_path(cfg) -> str:
+    """``linux.seccomp.listenerPath`` ("" if unset), checked: main connects
+    to it before anything else of the section is looked at."""
+    if not isinstance(cfg, dict):
+        return ""
+    path = cfg.get("listenerPath")
+    if path is None or path == "":
+        return ""
+    if not isinstance(path, str) or "\0" in path or not _encodable(path):
+        raise SpecError("linux.seccomp.listenerPath", f"{path!r} is not a socket path")
+    md = cfg.get("listenerMetadata")
+    if md is not None and not isinstance(md, str):
+        raise SpecError("linux.seccomp.listenerMetadata", "must be a string")
+    return path
 
 
 def _rule_sets(conds):
@@ -311,7 +341,7 @@ def _cache_key(cfg) -> str:
     part = [cfg.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures",
                                  "syscalls")]
     h = sha256(_json.dumps(part).encode())
-    h.update(f"|{version()}|{os.uname().machine}|1".encode())
+    h.update(f"|{version()}|{os.uname().machine}|2".encode())  # 2: + the ENOSYS stub
     return h.hexdigest()
 
 
@@ -372,7 +402,7 @@ def _cache_put(key, bpf):
 
 def build(cfg: dict, warn=None, cache: bool = True) -> "Filter":
     """The BPF program for ``cfg`` (linux.seccomp), from the cache or
-    compiled; connects the listener socket if notify is used."""
+    compiled; connects to the agent at ``listenerPath`` if there is one."""
     default, arches, flags, rules, notify = parse(cfg)
     key = _cache_key(cfg) if cache else None
     bpf = _cache_get(key) if key else None
@@ -381,8 +411,9 @@ def build(cfg: dict, warn=None, cache: bool = True) -> "Filter":
         if key:
             _cache_put(key, bpf)
     f = Filter(bpf, flags)
-    if notify:
-        f.listener_path = cfg["listenerPath"]
+    listener = listener_path(cfg)
+    if listener:
+        f.listener_path = listener
         f.metadata = cfg.get("listenerMetadata") or ""
         f.connect()
     return f
@@ -420,10 +451,112 @@ def _compile(default, arches, rules, warn) -> bytes:
             if r < 0:
                 h.seccomp_release(c)
                 raise SeccompError(f"seccomp: merge filters: {os.strerror(-r)}")
-        return _export(h, ctx)
+        return _enosys_stub(h, default, tokens, rules) + _export(h, ctx)
     finally:
         if ctx is not None:
             h.seccomp_release(ctx)
+
+
+# ------------------------------------------------------------- -ENOSYS stub
+
+#: libseccomp's x32 token is its own (AUDIT_ARCH_X86_64 without the 64-bit
+#: flag); the kernel reports x32 calls as x86_64 with this bit in the number
+_SCMP_ARCH_X32 = 0x4000003E
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_BIT = 0x40000000
+_S390 = (0x16, 0x80000016)       # AUDIT_ARCH_S390, AUDIT_ARCH_S390X
+_ENOSYS = SCMP_ACT_ERRNO | _errno.ENOSYS
+
+
+def _insn(code, k, jt=0, jf=0) -> bytes:
+    return code.to_bytes(2, _sys.byteorder) + bytes((jt, jf)) + k.to_bytes(4, _sys.byteorder)
+
+
+_LD_ABS, _JA, _JEQ, _JGT, _JSET, _RET = 0x20, 0x05, 0x15, 0x25, 0x45, 0x06
+
+
+def _enosys_stub(h, default, tokens, rules) -> bytes:
+    """runc's patchbpf: before the filter, a syscall number above the highest
+    one the profile names on that architecture gets -ENOSYS instead of the
+    default action, so a libc newer than the profile (clone3, faccessat2, ...)
+    falls back to the older call instead of failing with EPERM.  Only when
+    the default refuses (errno other than ENOSYS, kill, trap): after an
+    allow, log or trace default there is nothing to soften.
+
+    Layout (all conditional jumps are local and short, every long way is a
+    ``ja`` with its 32-bit offset)::
+
+        ld [arch]; {jeq ARCH,0,1; ja SECTION}...; ja FILTER
+        SECTION: ld [nr]; [s390: jeq 0 -> ENOSYS]; [x86_64: jset X32_BIT -> x32 part]
+                 jgt MAX,0,1; ja ENOSYS; ja FILTER
+        ENOSYS: ret ERRNO|ENOSYS
+        FILTER: libseccomp's program (it loads the arch itself)
+    """
+    if default & 0xFFFF0000 in (SCMP_ACT_ALLOW, SCMP_ACT_LOG, SCMP_ACT_TRACE) \
+            or default == _ENOSYS:
+        return b""
+    names = {r[0] for r in rules}
+    # audit arch -> {None | "x32" | "x86_64": highest number the profile names}
+    top = {}
+    for tok in tokens:
+        hi = -1
+        for n in names:
+            nr = h.seccomp_syscall_resolve_name_arch(tok, n.encode())
+            if nr > hi:
+                hi = nr
+        if hi < 0:
+            continue  # no syscall of the profile exists there (runc: a warning)
+        if tok == _SCMP_ARCH_X32:
+            top.setdefault(_AUDIT_ARCH_X86_64, {})["x32"] = hi
+        elif tok == _AUDIT_ARCH_X86_64:
+            top.setdefault(tok, {})["x86_64"] = hi
+        else:
+            top.setdefault(tok, {})[None] = hi
+    if not top:
+        return b""
+
+    # assembled as lists of (code, k, jt, jf) with symbolic ja targets, then resolved
+    prog = [("ld", 4)]
+    sections = []
+    for arch, parts in top.items():
+        label = f"arch{arch}"
+        prog += [(_JEQ, arch, 0, 1), ("ja", label)]
+        body = [("label", label), ("ld", 0)]
+        if arch in _S390:
+            body += [(_JEQ, 0, 0, 1), ("ja", "enosys")]
+        if arch == _AUDIT_ARCH_X86_64:
+            body += [(_JSET, _X32_BIT, 0, 1), ("ja", "x32")]
+            if "x86_64" in parts:
+                body += [(_JGT, parts["x86_64"], 0, 1), ("ja", "enosys")]
+            body += [("ja", "filter"), ("label", "x32")]
+            if "x32" in parts:
+                body += [(_JGT, parts["x32"], 0, 1), ("ja", "enosys")]
+        else:
+            body += [(_JGT, parts[None], 0, 1), ("ja", "enosys")]
+        body.append(("ja", "filter"))
+        sections += body
+    prog.append(("ja", "filter"))
+    prog += sections
+    prog += [("label", "enosys"), (_RET, _ENOSYS, 0, 0), ("label", "filter")]
+
+    labels, n = {}, 0
+    for ins in prog:
+        if ins[0] == "label":
+            labels[ins[1]] = n
+        else:
+            n += 1
+    out, pc = [], 0
+    for ins in prog:
+        if ins[0] == "label":
+            continue
+        pc += 1
+        if ins[0] == "ld":
+            out.append(_insn(_LD_ABS, ins[1]))
+        elif ins[0] == "ja":
+            out.append(_insn(_JA, labels[ins[1]] - pc))
+        else:
+            out.append(_insn(*ins))
+    return b"".join(out)
 
 
 def _arch_context(h, default, tok, arch, native, rules):
@@ -479,13 +612,15 @@ class Filter:
         self.flags = flags
         self.listener_path = ""
         self.metadata = ""
-        self.sock = None       # connected to listenerPath (notify)
+        self.sock = None       # connected to listenerPath
         self.state = None      # OCI state sent with the listener fd
         self._pid_pipe = None
         self.loaded = False
 
     @property
     def notify(self) -> bool:
+        """A seccomp agent gets the state and a listener fd (crun: whenever
+        ``listenerPath`` is set, notify rules or not)."""
         return bool(self.listener_path)
 
     def connect(self):
@@ -499,8 +634,10 @@ class Filter:
             s.connect(self.listener_path)
         except OSError as e:
             s.close()
-            raise SeccompError(f"seccomp: connect to listenerPath {self.listener_path}: "
-                               f"{e.strerror}", path=self.listener_path) from None
+            why = (e.strerror or str(e) or "error").lower()
+            raise SeccompError("failed to connect with seccomp agent specified in the "
+                               f"seccomp profile: dial unix {self.listener_path}: "
+                               f"connect: {why}", path=self.listener_path) from None
         self.sock = s
 
     # exec: the process state names the new process's host pid, which only
@@ -558,13 +695,11 @@ def preconnect(cfg):
     the connection over; main drops its copy with :func:`release_preconnected`
     once it has forked."""
     release_preconnected()
-    if not isinstance(cfg, dict) or not cfg.get("listenerPath"):
-        return
-    if not any(isinstance(r, dict) and r.get("action") == "SCMP_ACT_NOTIFY"
-               for r in cfg.get("syscalls") or ()):
+    path = listener_path(cfg)
+    if not path:
         return
     f = Filter(b"", 0)
-    f.listener_path = cfg["listenerPath"]
+    f.listener_path = path
     f.connect()
     _pre[f.listener_path] = f.sock
 

@@ -322,3 +322,98 @@ def test_preserve_fds_create_start(bundle, kago_bin, state_root, run_kago, cid, 
                what="the container to exec sleep")
     assert sorted(_fds(pid)) == [0, 1, 2, 3]
     run_kago("delete", "--force", cid)
+
+
+# ------------------------------------- preserved fds with holes (issue 13)
+
+def _with_holes(tmp_path, texts: dict) -> dict:
+    """{fd number: text} -> {fd number: an fd >= 20 open on a file with that
+    text}: nothing of the test itself sits in 3..19, so a number left out of
+    ``texts`` is really closed in kago's caller."""
+    out = {}
+    for n, text in texts.items():
+        fd = _fd_file(tmp_path, f"hole-{n}", text)
+        out[n] = os.dup2(fd, 20 + n) if fd != 20 + n else fd
+        if fd != out[n]:
+            os.close(fd)
+    return out
+
+
+HOLES_SCRIPT = ("echo lfds=$LISTEN_FDS; for n in 3 4 5; do cat <&$n 2>/dev/null "
+                "| sed \"s/^/fd$n:/\"; done; ls /proc/self/fd/4 2>/dev/null && echo fd4-open; "
+                "echo done; exec sleep 300")
+
+
+@pytest.mark.parametrize("how", ["plain", "log", "listen_fds", "seccomp_agent"])
+def test_preserve_fds_skip_closed_ones_and_no_kago_fd_takes_their_place(
+        bundle, kago_bin, state_root, run_kago, make_cid, tmp_path, wait_until, how):
+    """--preserve-fds 3 with 3 and 5 open and 4 closed in the caller: the
+    container gets 3 and 5 (their content) and nothing at 4 - though 4 is the
+    lowest free number, where kago's own lock, channel sockets, exec.fifo, log
+    file or seccomp agent socket land (runc 1.1.5 passes its /sys/fs/cgroup fd
+    there); crun skips the closed ones too.  ``listen_fds``: LISTEN_FDS=2
+    counts 3 and 4, 5 is the preserved one."""
+    fds = _with_holes(tmp_path, {3: "three\n", 5: "five\n"})
+    env = globals_ = None
+    flags = ["--preserve-fds", "3"]
+    over = {}
+    agent = None
+    if how == "log":
+        globals_ = ["--log", tmp_path / "kago.log", "--log-format", "json", "--debug"]
+    if how == "listen_fds":
+        env = {**os.environ, "LISTEN_FDS": "2", "LISTEN_PID": str(os.getpid())}
+        flags = ["--preserve-fds", "1"]
+    if how == "seccomp_agent":
+        from tests.integration.test_security_seccomp import Listener
+        agent = Listener(tmp_path / "agent.sock", lambda nr, args: (0, 0))
+        over = {"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                                      "listenerPath": agent.path}}}
+    try:
+        b = bundle(HOLES_SCRIPT, **over)
+        out, found = _run_detached(kago_bin, state_root, run_kago, wait_until, tmp_path,
+                                   make_cid(), b, fds, *flags, env=env,
+                                   globals_=globals_ or ())
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+        if agent is not None:
+            agent.close()
+    if agent is not None:
+        assert len(agent.received) == 1 and agent.received[0][1] == 1
+    assert one(out, "fd3:") == "three" and one(out, "fd5:") == "five"
+    assert lines_with(out, "fd4") == [], out
+    # the host's view of the container's process: exactly 0-2, 3 and 5
+    assert sorted(found) == [0, 1, 2, 3, 5], found
+    assert found[3] == str(tmp_path / "hole-3") and found[5] == str(tmp_path / "hole-5")
+    if how == "listen_fds":
+        assert one(out, "lfds=") == "2"
+
+
+def test_preserve_fds_with_holes_create_then_start(bundle, kago_bin, state_root, run_kago,
+                                                   cid, tmp_path, wait_until):
+    """The same through create + start: the created init holds 3 and 5 only
+    (besides stdio and its exec.fifo handle, close-on-exec) and the process
+    started later has exactly 0-3 and 5."""
+    fds = _with_holes(tmp_path, {3: "three\n", 5: "five\n"})
+    out_path = tmp_path / "out"
+    b = bundle(HOLES_SCRIPT)
+    try:
+        with open(out_path, "w") as out:
+            rc, _, err = _run_with_fds(kago_bin, state_root,
+                                       ["create", "--preserve-fds", "3", "--bundle", b, cid],
+                                       fds, stdout=out)
+        assert rc == 0, err
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    pid = state_pid(run_kago, cid)
+    run_kago("start", cid)
+    text = wait_file(wait_until, out_path, "done")
+    assert one(text, "fd3:") == "three" and one(text, "fd5:") == "five"
+    assert lines_with(text, "fd4") == [], text
+    wait_until(lambda: "sleep" in Path(f"/proc/{pid}/cmdline").read_text(),
+               what="the container to exec sleep")
+    found = _fds(pid)
+    run_kago("delete", "--force", cid)
+    assert sorted(found) == [0, 1, 2, 3, 5], found
+    assert found[3] == str(tmp_path / "hole-3") and found[5] == str(tmp_path / "hole-5")

@@ -153,6 +153,78 @@ def test_realistic_profile_runs_a_shell(bundle, run_kago, cid):
     assert "hi" in r.stdout and "Seccomp:\t2" in r.stdout
 
 
+SYSCALL_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long nr = strtol(argv[i], NULL, 0), r;
+        errno = 0;
+        r = syscall(nr, 0, 0, 0, 0, 0, 0);
+        printf("%ld=%ld\n", nr, r < 0 ? -errno : 0L);
+    }
+    return 0;
+}
+"""
+
+
+def _static_syscall_helper(rootfs: Path):
+    """/bin/sc N...: a static binary that makes raw syscall N and prints
+    ``N=-errno`` (or ``N=0``); busybox can't make an arbitrary syscall."""
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc is needed to build the static raw-syscall helper")
+    src = rootfs / "sc.c"
+    src.write_text(SYSCALL_C)
+    r = subprocess.run([gcc, "-static", "-O1", "-o", str(rootfs / "bin/sc"), str(src)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"no static libc to build the helper: {r.stderr[-300:]}")
+    src.unlink()
+
+
+def test_unknown_syscall_number_is_enosys_not_the_default_errno(bundle, run_kago, make_cid,
+                                                                tmp_path):
+    """runc's -ENOSYS stub: with a refusing default (errno 1 here), a number
+    above the highest syscall the profile names gets ENOSYS, so a libc newer
+    than the profile falls back; a known syscall the profile leaves out still
+    gets the default EPERM - in init and in an exec'd process, as under runc."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("syscall numbers below are x86_64's")
+    prof = json.loads((DATA / "seccomp_default.json").read_text())
+    prof.pop("defaultErrnoRet")             # defaultAction SCMP_ACT_ERRNO: EPERM
+    for sc in prof["syscalls"]:
+        sc["names"] = [n for n in sc["names"] if n != "getppid"]
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    top = max(lib.seccomp_syscall_resolve_name(n.encode())
+              for sc in prof["syscalls"] for n in sc["names"])
+    nrs = ["1000", str(top + 1), "110", "39"]   # unknown, unknown, getppid, getpid
+    b = bundle(["/bin/sc", *nrs], linux={"seccomp": prof},
+               process={"noNewPrivileges": True}, **RW)
+    _static_syscall_helper(b / "rootfs")
+    want = [f"1000=-{errno.ENOSYS}", f"{top + 1}=-{errno.ENOSYS}", f"110=-{errno.EPERM}",
+            "39=0"]
+    r = run_kago("run", "--bundle", b, make_cid(), check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == want
+    # an exec'd process gets the same program
+    cid = make_cid()
+    with open(b / "config.json") as f:
+        cfg = json.load(f)
+    cfg["process"]["args"] = ["sleep", "60"]
+    with open(b / "config.json", "w") as f:
+        json.dump(cfg, f)
+    run_kago("run", "-d", "--bundle", b, cid)
+    r = run_kago("exec", cid, "/bin/sc", *nrs, check=False)
+    run_kago("delete", "--force", cid)
+    assert r.returncode == 0 and r.stdout.split() == want, r
+
+
 def test_bad_action_is_a_spec_error(bundle, run_kago, cid, state_root):
     b = bundle("true", linux={"seccomp": profile("SCMP_ACT_ALLOW", rule("mkdir", "SCMP_ACT_NOPE"))})
     r = run_kago("run", "--bundle", b, cid, check=False)
@@ -424,12 +496,91 @@ def test_notify_needs_listener_path(bundle, run_kago, cid):
     assert r.returncode != 0 and "listenerPath" in r.stderr
 
 
-def test_notify_listener_missing(bundle, run_kago, cid, tmp_path):
-    b = bundle("true", linux={"seccomp": profile(
-        "SCMP_ACT_ALLOW", rule("mkdir", "SCMP_ACT_NOTIFY"),
-        listenerPath=str(tmp_path / "nobody.sock"))})
-    r = run_kago("run", "--bundle", b, cid, check=False)
-    assert r.returncode != 0 and "nobody.sock" in r.stderr
+AGENT_GONE = ("failed to connect with seccomp agent specified in the seccomp profile: "
+              "dial unix {}: connect: {}")
+
+
+@pytest.mark.parametrize("notify", [True, False])
+@pytest.mark.parametrize("how", ["missing", "not-listening"])
+def test_seccomp_agent_not_there_is_runcs_error(bundle, run_kago, make_cid, tmp_path,
+                                                state_root, assert_clean, how, notify):
+    """No agent at listenerPath (no socket; a socket nobody listens on):
+    runc's words, exit 1, and nothing left behind - no state, no cgroup, no
+    process (with or without a notify rule: kago connects whenever the path
+    is set, as crun)."""
+    import subprocess
+    path = tmp_path / "nobody.sock"
+    if how == "not-listening":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))       # bound, never listen()ed: ECONNREFUSED
+    rules = [rule("mkdir", "SCMP_ACT_NOTIFY" if notify else "SCMP_ACT_ERRNO")]
+    b = bundle("true", linux={"seccomp": profile("SCMP_ACT_ALLOW", *rules,
+                                                 listenerPath=str(path))})
+    try:
+        for verb in ("run", "create"):
+            cid = make_cid()
+            r = run_kago(verb, "--bundle", b, cid, check=False)
+            why = "no such file or directory" if how == "missing" else "connection refused"
+            assert r.returncode == 1, r
+            assert f"kago {verb} failed: " + AGENT_GONE.format(path, why) in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+            assert not (state_root / cid).exists()
+            assert not subprocess.run(["pgrep", "-f", f"kago.*{cid}"],
+                                      capture_output=True).stdout
+        assert_clean()
+    finally:
+        if how == "not-listening":
+            s.close()
+
+
+def test_seccomp_agent_gone_before_exec(bundle, run_kago, cid, listener, state_root,
+                                        assert_clean):
+    """The agent went away after create: exec fails in runc's words (exit
+    255, exec's own failures); no process is left in the container."""
+    lst = listener(lambda nr, args: (0, 0))
+    prof = profile("SCMP_ACT_ALLOW", rule(MKDIR, "SCMP_ACT_NOTIFY"), listenerPath=lst.path)
+    b = bundle("sleep 60", linux={"seccomp": prof}, **RW)
+    run_kago("run", "-d", "--bundle", b, cid)
+    lst.close()
+    os.unlink(lst.path)
+    r = run_kago("exec", cid, "sh", "-c", "echo should-not-run", check=False)
+    assert r.returncode == 255, r
+    assert AGENT_GONE.format(lst.path, "no such file or directory") in r.stderr, r.stderr
+    assert "should-not-run" not in r.stdout
+    ps = json.loads(run_kago("ps", "--format", "json", cid).stdout)
+    assert ps == [json.loads(run_kago("state", cid).stdout)["pid"]]
+    run_kago("delete", "--force", cid)
+    assert_clean()
+
+
+def test_listener_gets_the_state_without_a_notify_rule(bundle, run_kago, cid, listener,
+                                                      state_root):
+    """listenerPath set, no rule uses SCMP_ACT_NOTIFY: as crun, kago still
+    connects and sends the container's ContainerProcessState with a listener
+    fd (runc 1.1.5 never connects, and an agent waits forever) - for the
+    container's process and for an exec'd one; the filter itself works."""
+    lst = listener(lambda nr, args: (0, 0))
+    prof = profile("SCMP_ACT_ALLOW", rule(MKDIR, "SCMP_ACT_ERRNO", errnoRet=errno.ENOSPC),
+                   listenerPath=lst.path, listenerMetadata="no-notify")
+    b = bundle("mkdir /d; echo rc=$?; exec sleep 60", linux={"seccomp": prof}, **RW,
+               annotations={"org.kago.test": "agent"})
+    run_kago("run", "-d", "--bundle", b, cid)
+    pid = json.loads(run_kago("state", cid).stdout)["pid"]
+    r = run_kago("exec", cid, "sh", "-c", "mkdir /e; echo rc=$?", check=False)
+    assert r.returncode == 0 and "rc=1" in r.stdout and "No space left" in r.stderr, r
+    run_kago("delete", "--force", cid)
+    assert len(lst.received) == 2, lst.received
+    (first, nfd1), (second, nfd2) = lst.received
+    assert nfd1 == nfd2 == 1
+    for msg in (first, second):
+        assert set(msg) == {"ociVersion", "fds", "pid", "metadata", "state"}
+        assert msg["fds"] == ["seccompFd"] and msg["metadata"] == "no-notify"
+        assert msg["state"]["id"] == cid and msg["state"]["bundle"] == str(b)
+        assert msg["state"]["annotations"] == {"org.kago.test": "agent"}
+        assert msg["state"]["pid"] == msg["pid"]
+    assert first["pid"] == pid and first["state"]["status"] == "creating"
+    assert second["pid"] not in (0, pid) and second["state"]["status"] == "running"
+    assert lst.notifications == []
 
 
 # --------------------------------------------------------------- performance

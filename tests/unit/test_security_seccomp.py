@@ -77,6 +77,11 @@ def errno_of(call):
      "linux.seccomp.syscalls[0].action", "errnoRet"),
     (prof("SCMP_ACT_ALLOW", {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}),
      "linux.seccomp.listenerPath", "required"),
+    (prof("SCMP_ACT_ALLOW", listenerPath=5), "linux.seccomp.listenerPath", "socket path"),
+    (prof("SCMP_ACT_ALLOW", listenerPath="/a\0b"), "linux.seccomp.listenerPath", "socket"),
+    (prof("SCMP_ACT_ALLOW", listenerPath="/a\ud800"), "linux.seccomp.listenerPath", "socket"),
+    (prof("SCMP_ACT_ALLOW", listenerPath="/a", listenerMetadata=["x"]),
+     "linux.seccomp.listenerMetadata", "string"),
     (prof("SCMP_ACT_ALLOW", {"names": ["write"], "action": "SCMP_ACT_NOTIFY"},
           listenerPath="/x"), "linux.seccomp.syscalls[0]", "write"),
 ])
@@ -383,3 +388,126 @@ def test_cache_is_bounded_and_ignores_the_listener(cache, monkeypatch):
     k1 = sc._cache_key(prof("SCMP_ACT_ALLOW", listenerPath="/a", flags=["SECCOMP_FILTER_FLAG_LOG"]))
     k2 = sc._cache_key(prof("SCMP_ACT_ALLOW", listenerPath="/b"))
     assert k1 == k2
+
+
+# ------------------------------------------------------------ -ENOSYS stub
+
+AUDIT = {"x86_64": 0xC000003E, "x86": 0x40000003, "aarch64": 0xC00000B7,
+         "s390x": 0x80000016}
+RET_ENOSYS = 0x00050000 | errno.ENOSYS
+
+
+def run_bpf(bpf: bytes, nr: int, arch: int) -> int:
+    """A classic-BPF interpreter for what seccomp programs use here: the
+    verdict ``bpf`` gives for seccomp_data {nr, arch, ip 0, args 0}."""
+    import struct
+    import sys
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *[0] * 6)
+    insns = [struct.unpack_from("=HBBI", bpf, i) for i in range(0, len(bpf), 8)]
+    a = x = pc = 0
+    for _ in range(100000):
+        code, jt, jf, k = insns[pc]
+        pc += 1
+        if code == 0x20:                                   # ld [k]
+            a = int.from_bytes(data[k:k + 4], sys.byteorder)
+        elif code == 0x05:                                 # ja k
+            pc += k
+        elif code in (0x15, 0x25, 0x35, 0x45):             # jeq jgt jge jset #k
+            hit = {0x15: a == k, 0x25: a > k, 0x35: a >= k, 0x45: bool(a & k)}[code]
+            pc += jt if hit else jf
+        elif code == 0x06:                                 # ret #k
+            return k
+        elif code == 0x54:                                 # and #k
+            a &= k
+        elif code == 0x16:                                 # ret a
+            return a
+        else:
+            raise AssertionError(f"opcode {code:#x} at {pc - 1}")
+    raise AssertionError("no verdict")
+
+
+def _nr(name, arch):
+    h = sc.lib()
+    return h.seccomp_syscall_resolve_name_arch(h.seccomp_arch_resolve_name(arch.encode()),
+                                               name.encode())
+
+
+ALLOW_SOME = {"names": ["read", "write", "getpid", "openat"], "action": "SCMP_ACT_ALLOW"}
+ARCHES4 = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
+
+
+@pytest.mark.parametrize("default,expect_stub", [
+    ("SCMP_ACT_ERRNO", True), ("SCMP_ACT_KILL_PROCESS", True), ("SCMP_ACT_TRAP", True),
+    ("SCMP_ACT_ALLOW", False), ("SCMP_ACT_LOG", False), ("SCMP_ACT_TRACE", False),
+])
+def test_enosys_stub_above_the_highest_named_syscall(default, expect_stub):
+    """runc's patchbpf: past the highest syscall the profile names on an
+    architecture, -ENOSYS; below it (named or not) the profile decides."""
+    f = sc.build(prof(default, ALLOW_SOME, architectures=ARCHES4), cache=False)
+    dflt = sc._action(default, None, "")
+    for arch in ("x86_64", "x86", "aarch64"):
+        audit = AUDIT[arch]
+        top = max(_nr(n, arch) for n in ALLOW_SOME["names"])
+        below = next(n for n in range(top) if n not in
+                     {_nr(m, arch) for m in ALLOW_SOME["names"]})
+        assert run_bpf(f.bpf, _nr("getpid", arch), audit) == sc.SCMP_ACT_ALLOW
+        assert run_bpf(f.bpf, below, audit) == dflt, arch
+        for nr in (top + 1, 1000, 0x7FFFFFFF):
+            assert run_bpf(f.bpf, nr, audit) == (RET_ENOSYS if expect_stub else dflt), \
+                (arch, nr)
+    # x32 calls are x86_64 with bit 30 in the number, judged against x32's own top
+    x32top = max(_nr(n, "x32") for n in ALLOW_SOME["names"])
+    assert run_bpf(f.bpf, _nr("getpid", "x32"), AUDIT["x86_64"]) == sc.SCMP_ACT_ALLOW
+    assert run_bpf(f.bpf, x32top + 1, AUDIT["x86_64"]) == \
+        (RET_ENOSYS if expect_stub else dflt)
+
+
+def test_enosys_stub_without_x32_leaves_x32_calls_to_the_filter():
+    f = sc.build(prof("SCMP_ACT_ERRNO", ALLOW_SOME, architectures=["SCMP_ARCH_X86_64"]),
+                 cache=False)
+    # not an allowed architecture/ABI: libseccomp's bad-arch action, not ENOSYS
+    assert run_bpf(f.bpf, 0x40000000 + 1000, AUDIT["x86_64"]) != RET_ENOSYS
+    assert run_bpf(f.bpf, 1000, AUDIT["x86_64"]) == RET_ENOSYS
+    # an architecture the profile doesn't list: the filter's bad-arch kill
+    assert run_bpf(f.bpf, 1000, AUDIT["s390x"]) == sc.SCMP_ACT_KILL_THREAD
+
+
+def test_enosys_stub_s390_setup_multiplexer():
+    """s390(x) folds syscalls the kernel doesn't know into number 0 (setup):
+    -ENOSYS there too (libseccomp can't put s390x beside a little-endian
+    native architecture in one filter: the stub alone, before a sentinel)."""
+    h = sc.lib()
+    default, _, _, rules, _ = sc.parse(prof("SCMP_ACT_ERRNO", ALLOW_SOME))
+    stub = sc._enosys_stub(h, default, {AUDIT["s390x"]: "s390x"}, rules)
+    prog = stub + sc._insn(0x06, 0x12345)  # ret #sentinel: "the filter decides"
+    assert run_bpf(prog, 0, AUDIT["s390x"]) == RET_ENOSYS
+    assert run_bpf(prog, _nr("getpid", "s390x"), AUDIT["s390x"]) == 0x12345
+    assert run_bpf(prog, 1000, AUDIT["s390x"]) == RET_ENOSYS
+    assert run_bpf(prog, 1000, AUDIT["x86_64"]) == 0x12345  # not its architecture
+
+
+def test_no_stub_when_the_default_is_already_enosys():
+    with_enosys = sc.build(prof("SCMP_ACT_ERRNO", ALLOW_SOME, defaultErrnoRet=errno.ENOSYS),
+                           cache=False)
+    h = sc.lib()
+    default, _, _, rules, _ = sc.parse(prof("SCMP_ACT_ERRNO", ALLOW_SOME,
+                                            defaultErrnoRet=errno.ENOSYS))
+    assert sc._enosys_stub(h, default, {h.seccomp_arch_native(): "native"}, rules) == b""
+    assert run_bpf(with_enosys.bpf, 1000, AUDIT["x86_64"]) == RET_ENOSYS
+
+
+def test_enosys_stub_in_a_child():
+    """Loaded for real: an unknown number is ENOSYS, a known unlisted one EPERM."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("raw syscall numbers below are x86_64's")
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def probe():
+        out = []
+        for nr in (1000, 110):  # 110: getppid, not in the list
+            libc.syscall(nr)
+            out.append(ctypes.get_errno())
+        return out
+    f = sc.build(prof("SCMP_ACT_ERRNO", {"names": sorted(_BASICS), "action": "SCMP_ACT_ALLOW"}),
+                 cache=False)
+    assert in_child(f, probe) == [errno.ENOSYS, errno.EPERM]
