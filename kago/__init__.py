@@ -30,6 +30,20 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+from sys import modules as _modules   # (sys is built in: free)
+
+
+def _debug(msg, **fields):
+    """A ``level=debug`` record of one step, when ``--debug`` asked for them.
+
+    Free otherwise: kago.log is imported only when logging was asked for
+    (kago.cli), and this never imports it - it looks it up.  The fork chain's
+    children call it too: kago.log and its open ``--log`` file (O_APPEND) are
+    inherited, so their lines land in the same file, in order."""
+    log = _modules.get("kago.log")
+    if log is not None and log._cfg.debug:
+        log.debug(msg, **fields)
+
 
 def __getattr__(name):
     mod = _LAZY.get(name)

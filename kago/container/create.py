@@ -33,6 +33,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     linux = spec.get("linux") or {}
     types = {n["type"] for n in linux.get("namespaces") or ()}
     check_spec(spec, types)
+    if (linux.get("resources") or {}).get("devices"):
+        from kago.cgroups.devices import check_rules
+        check_rules(linux["resources"]["devices"])
     terminal = bool(spec["process"].get("terminal"))
     if terminal and not console_socket and detach:
         raise SpecError("process.terminal",
