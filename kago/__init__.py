@@ -45,6 +45,17 @@ def _debug(msg, **fields):
         log.debug(msg, **fields)
 
 
+def _debug_stderr_moves(low):
+    """In a child about to make fd 2 the container's console: --debug records
+    that go to stderr keep going to kago's stderr (a close-on-exec copy of
+    it, numbered ``low`` or above: past the preserved fds), never into the
+    container's terminal.  fcntl is loaded (a console's preload)."""
+    log = _modules.get("kago.log")
+    if log is not None and log._cfg.debug and log._cfg.fd is None:
+        fcntl = _modules["fcntl"]
+        log._cfg.fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, low)
+
+
 def __getattr__(name):
     mod = _LAZY.get(name)
     if mod is None:

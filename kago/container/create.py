@@ -1,7 +1,7 @@
 """create: state dir, cgroup, the fork chain, state.json.  On any failure
 everything made so far is undone (state dir, cgroup, processes)."""
 
-from kago import _os as os
+from kago import _debug, _os as os
 
 from kago.container import state as _st
 from kago.errors import ContainerExists, SpecError
@@ -44,6 +44,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     if console_socket and not terminal:
         raise SpecError("process.terminal",
                         "cannot use console socket if process.terminal is false")
+    _debug("config loaded", bundle=bundle, rootfs=rootfs)
     # the children's modules, imported before the first cgroup operation: the
     # attach pre-warm's grace period (kago.cgroups.fs) runs meanwhile, and
     # cgroup mkdir waits for what is left of it (both take cgroup_mutex)
@@ -55,6 +56,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         os.mkdir(state_dir, 0o711)
     except FileExistsError:
         raise ContainerExists(cid) from None
+    _debug("state directory created", path=state_dir)
     cg = None
     lock = _st.Lock(state_dir)
     lock.__enter__()
@@ -68,11 +70,13 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         from kago.cgroups import default_path, manager_for
         cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup, cid)
         cg.create()
+        _debug("cgroup created", path=cg.path, driver=cg.driver)
         resources = dict(linux.get("resources") or {})
         if resources.get("devices"):
             from kago.cgroups.devices import rules_for
             resources["devices"] = rules_for(linux)
         cg.apply(resources)
+        _debug("cgroup resources written", path=cg.path)
         extra_env = {}
         listen = os.getenv("LISTEN_FDS")
         keep = preserve_fds
@@ -127,6 +131,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         data = dict(data, pid=pid, start_time=st[1] if st else -1, status="created")
         del data["creator"]
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        _debug("state written", status="created", pid=pid)
         if pid_file:
             _st.write_text_atomic(os.path.abspath(pid_file), str(pid))
         c = Container(root, cid, data)

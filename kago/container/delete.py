@@ -1,6 +1,6 @@
 """delete: kill what is left, remove the cgroup and the state, run poststop."""
 
-from kago import _os as os   # not os: see kago/_os.py
+from kago import _debug, _os as os   # not os: see kago/_os.py
 
 from kago.container import state as _st
 
@@ -16,6 +16,7 @@ def delete(c, force=False):
         if status != "stopped" and pid:
             try:
                 os.kill(pid, 9)
+                _debug("init killed", pid=pid, signal="SIGKILL")
             except ProcessLookupError:
                 pass
         if status == "paused":
@@ -26,7 +27,9 @@ def delete(c, force=False):
             from kago.pidfd import wait_gone
             wait_gone(pid, 10)
         cg.kill_all_and_wait()
+        _debug("cgroup emptied", path=cg.path)
         cg.remove()
+        _debug("cgroup removed", path=cg.path)
         hooks = c.config().get("hooks", {}).get("poststop")
         if hooks:
             from kago.errors import KagoError
@@ -37,4 +40,5 @@ def delete(c, force=False):
                 from kago import log
                 log.warning(f"poststop hook failed: {e}")
         _st.remove_tree(c.state_dir)
+        _debug("state removed", path=c.state_dir)
 

@@ -1,6 +1,6 @@
 """main's side of the fork chain (see channel.py for the message table)."""
 
-from kago import _os as os
+from kago import _debug, _os as os
 
 from kago.errors import InvalidArgument, KagoError
 
@@ -118,6 +118,7 @@ def spawn(ctx, run_hooks) -> int:
         try:
             m_int.close()
             m_init.close()
+            _debug("intermediate forked", pid=os.getpid())   # (its own line: in order)
             from kago.process import intermediate
             intermediate.run(ctx, int_m, init_m.sock)
         finally:
@@ -133,6 +134,7 @@ def spawn(ctx, run_hooks) -> int:
             msg, _ = m_int.recv()
             if msg["t"] == "idmap_req":
                 _write_idmaps(pid, ctx.spec)
+                _debug("uid_map and gid_map written", pid=pid)
                 m_int.idmap_done()
             else:
                 init_pid = msg["pid"]
@@ -153,6 +155,7 @@ def spawn(ctx, run_hooks) -> int:
                 m_init.hooks_done()
             else:
                 break
+        _debug("init ready", pid=init_pid)
         return init_pid
     except BaseException:
         m_init.abort()
