@@ -51,8 +51,8 @@ def _debug_stderr_moves(low):
     it, numbered ``low`` or above: past the preserved fds), never into the
     container's terminal.  fcntl is loaded (a console's preload)."""
     log = _modules.get("kago.log")
-    if log is not None and log._cfg.debug and log._cfg.fd is None:
-        fcntl = _modules["fcntl"]
+    fcntl = _modules.get("fcntl")
+    if log is not None and log._cfg.debug and log._cfg.fd is None and fcntl is not None:
         log._cfg.fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, low)
 
 
