@@ -156,3 +156,13 @@ def test_debug_with_terminal_never_in_the_pty(bundle, run_kago, cid, tmp_path):
     assert r.stdout.replace("\r", "") == "tty-out\n", r.stdout
     in_order([x for x in records(r.stderr, "text") if "level" in x],
              ["process set up, waiting on exec.fifo", "exec.fifo released, executing"])
+
+
+def test_debug_exec_terminal_never_in_the_pty(bundle, run_kago, cid):
+    b = bundle("sleep 100")
+    run_kago("run", "-d", "-b", b, cid)
+    r = run_kago("--debug", "exec", "-t", cid, "echo", "tty-exec")
+    assert r.stdout.replace("\r", "") == "tty-exec\n", r.stdout
+    in_order([x for x in records(r.stderr, "text") if "level" in x],
+             ["forking the process", "executing", "process started", "process exited"])
+    run_kago("delete", "--force", cid)
