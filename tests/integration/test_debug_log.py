@@ -143,8 +143,8 @@ def test_debug_to_stderr_keeps_stdout(bundle, run_kago, cid):
     recs = [x for x in records(r.stderr, "text") if "level" in x]
     assert all(x["level"] == "debug" for x in recs)
     in_order(recs, ["config loaded", "init started", "pivot_root done", "init ready",
-                    "exec.fifo released, executing", "container started", "cgroup removed",
-                    "state removed"])
+                    "exec.fifo released, executing", "container started", "container exited",
+                    "cgroup removed", "state removed"])
     assert "err" in r.stderr.splitlines()
 
 
