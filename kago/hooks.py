@@ -2,6 +2,7 @@
 ``timeout``.  No subprocess module (import cost, and init may run hooks after
 pivot_root): a plain fork/execve, a pipe for stdin, a pidfd to wait on."""
 
+from kago import _debug
 from kago import _json as json
 from kago import _os as os
 
@@ -73,6 +74,7 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None, index: i
         os._exit(127)
     os.close(r)
     os.close(ew)
+    _debug("running hook", kind=kind, index=index, path=path, pid=pid)
     import time
     deadline = time.monotonic() + timeout if timeout else None
     pfd = -1

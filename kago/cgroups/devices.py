@@ -5,9 +5,22 @@ The rules a container gets are the spec's, then runc's default allow list
 :func:`rules_for`.  As in runc, a ``linux.devices`` entry gets no rule of its
 own: the spec must allow it.
 
-v1: written in order to ``devices.deny`` / ``devices.allow``.
+Every rule is checked once at the edge (:func:`check_rules`: create before
+anything is made, ``update`` before the lock): a type of ``a``, ``b`` or
+``c``, numbers that fit the kernel's u32, an access made only of ``r``, ``w``
+and ``m`` - nothing else ever reaches devices.allow/deny.
+
+v1 (:func:`v1_apply`, create and update alike): runc's devices emulator.  The
+cgroup's current rules are read from ``devices.list``, the target's computed
+from the rules (a list starts as deny-all, as runc's), and only the
+difference is written: rules dropped, then rules gained.  A deny-all (or
+allow-all) is written only when the default changes or the current cgroup
+is allow-all (whose deny exceptions devices.list can't show): an update of a
+running container never takes /dev/null away for a moment.  devices.list is
+read again afterwards and must match.
 v2: an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) built from the rules, last
-matching rule wins, loaded and attached to the cgroup with bpf(2).
+matching rule wins, loaded and attached to the cgroup with bpf(2) at create
+(``update`` leaves it, as runc's update leaves devices).
 """
 
 from kago import _os as os
@@ -51,10 +64,198 @@ def v1_line(r) -> str:
     return f"{t} {_num(r.get('major'))}:{_num(r.get('minor'))} {r.get('access') or 'rwm'}"
 
 
-def v1_apply(d, rules):
+# ------------------------------------------------------- the rules' check
+_U32 = 0xFFFFFFFF
+
+
+def _show(v):
+    from kago._json import dumps
+    try:
+        return dumps(v)
+    except (TypeError, ValueError):
+        return type(v).__name__
+
+
+def check_rules(rules, path="linux.resources.devices"):
+    """Refuse any rule the kernel would refuse or misread, naming it by its
+    JSON path (:class:`kago.errors.SpecError`).  runc's rules: ``type`` is
+    ``a``, ``b`` or ``c`` (absent: ``a``); ``access`` is not empty (absent:
+    ``rwm``); its letters are ``r``, ``w`` and ``m`` - in any order, repeats
+    allowed, as runc and the kernel take them - and nothing else (runc drops
+    an unknown letter without a word; the kernel refuses ``rwa``)."""
+    from kago.errors import SpecError
+    if rules is None:
+        return
+    if not isinstance(rules, list):
+        raise SpecError(path, "must be an array of device rules")
     for i, r in enumerate(rules):
-        name = "devices.allow" if r.get("allow") else "devices.deny"
-        write(d, name, v1_line(r), f"devices[{i}]")
+        p = f"{path}[{i}]"
+        if not isinstance(r, dict):
+            raise SpecError(p, "must be an object")
+        allow = r.get("allow")
+        if allow is not None and not isinstance(allow, bool):
+            raise SpecError(p + ".allow", f"{_show(allow)} is not a boolean")
+        t = r.get("type")
+        if t is not None and t not in ("a", "b", "c"):
+            raise SpecError(p + ".type", f"{_show(t)} is not a device type of the devices "
+                                         'cgroup ("a", "b" or "c")')
+        for k in ("major", "minor"):
+            v = r.get(k)
+            if v is None:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise SpecError(f"{p}.{k}", f"{_show(v)} is not an integer")
+            if v > _U32:
+                raise SpecError(f"{p}.{k}", f"{v} is out of range (at most {_U32})")
+        acc = r.get("access")
+        if acc is None:
+            continue
+        if not isinstance(acc, str):
+            raise SpecError(p + ".access", f"{_show(acc)} is not a string")
+        if acc == "":
+            raise SpecError(p + ".access", "cannot be empty")
+        bad = [ch for ch in acc if ch not in _PERM]
+        if bad:
+            raise SpecError(p + ".access", f"{_show(acc)}: {_show(bad[0])} is not a device "
+                                           "access (only r, w and m are)")
+
+
+# ------------------------------------------------ v1: runc's emulator
+_PERM = {"r": 1, "w": 2, "m": 4}
+_ALL = 7
+
+
+def _perms(bits) -> str:
+    return "".join(ch for ch, b in _PERM.items() if bits & b)
+
+
+def _bits(access) -> int:
+    out = 0
+    for ch in access or "rwm":
+        out |= _PERM[ch]
+    return out
+
+
+def _line(t, major, minor, bits) -> str:
+    return f"{t} {_num(major)}:{_num(minor)} {_perms(bits)}"
+
+
+class _Emulator:
+    """A v1 devices cgroup as the kernel keeps it: a default (``allow``:
+    allow-all with deny exceptions, or deny-all with allow exceptions) and
+    the exceptions, (type, major, minor) -> access bits; -1 is ``*``."""
+
+    def __init__(self, allow=False):
+        self.allow = allow
+        self.rules = {}
+
+    def __eq__(self, other):
+        return self.allow == other.allow and self.rules == other.rules
+
+    def apply(self, allow, t, major, minor, bits):
+        """One rule written to devices.allow (``allow``) or devices.deny."""
+        if t == "a":                     # resets: a new default, no exceptions
+            self.allow = allow
+            self.rules = {}
+            return
+        key = (t, major, minor)
+        if allow != self.allow:          # an exception of the default: add to it
+            self.rules[key] = self.rules.get(key, 0) | bits
+            return
+        # take (part of) an exception away; a wildcard exception can't lose a
+        # part (the kernel ignores such a write without a word: refuse it)
+        for wild in ((t, -1, minor), (t, major, -1), (t, -1, -1)):
+            if wild != key and self.rules.get(wild, 0) & bits:
+                from kago.errors import CgroupError
+                raise CgroupError(
+                    f"linux.resources.devices: {'allowing' if allow else 'denying'} "
+                    f"{_line(t, major, minor, bits)} is not possible with cgroup v1: "
+                    f"it can't punch a hole in the rule {_line(*wild, self.rules[wild])}")
+        left = self.rules.get(key, 0) & ~bits
+        if left:
+            self.rules[key] = left
+        else:
+            self.rules.pop(key, None)
+
+    @classmethod
+    def from_rules(cls, rules):
+        emu = cls(allow=False)           # a list starts as deny-all (runc)
+        for r in rules:
+            t = r.get("type") or "a"
+            major, minor = r.get("major"), r.get("minor")
+            emu.apply(bool(r.get("allow")), t, -1 if major is None or major < 0 else major,
+                      -1 if minor is None or minor < 0 else minor, _bits(r.get("access")))
+        return emu
+
+    @classmethod
+    def from_list(cls, text, path):
+        """devices.list: the allowed exceptions, or ``a *:* rwm`` for allow-all."""
+        emu = cls(allow=False)
+        for line in text.splitlines():
+            f = line.split()
+            try:
+                t, (major, minor), acc = f[0], f[1].split(":"), f[2]
+                if t not in ("a", "b", "c") or len(f) != 3 or not acc \
+                        or any(ch not in _PERM for ch in acc):
+                    raise ValueError
+                major = -1 if major == "*" else int(major)
+                minor = -1 if minor == "*" else int(minor)
+            except (ValueError, IndexError):
+                from kago.errors import CgroupError
+                raise CgroupError(f"{path}: unexpected line {line!r}", path) from None
+            emu.apply(True, t, major, minor, _bits(acc))
+        return emu
+
+    def transition(self, target) -> list:
+        """The fewest (allow, line) writes that make this cgroup ``target``
+        (runc's Emulator.Transition)."""
+        out = []
+        old = self.rules
+        # an allow-all cgroup hides its deny exceptions: start it afresh too
+        if self.allow or self.allow != target.allow:
+            out.append((target.allow, "a *:* rwm"))
+            old = {}
+
+        def order(key):       # runc's order: major, minor, type (wildcards first)
+            return (key[1], key[2], key[0])
+        for key in sorted(old, key=order):
+            dropped = old[key] & ~target.rules.get(key, 0)
+            if dropped:
+                out.append((target.allow, _line(*key, dropped)))
+        for key in sorted(target.rules, key=order):
+            gained = target.rules[key] & ~old.get(key, 0)
+            if gained:
+                out.append((not target.allow, _line(*key, gained)))
+        return out
+
+
+def _read_list(d):
+    path = os.path.join(d, "devices.list")
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CgroupError(f"linux.resources.devices: read {path}: {e.strerror}", path) \
+            from None
+
+
+def v1_apply(d, rules):
+    """Make cgroup ``d``'s devices ``rules`` (already through
+    :func:`check_rules`) with the fewest writes; returns the lines written."""
+    from kago import _debug
+    path = os.path.join(d, "devices.list")
+    target = _Emulator.from_rules(rules)
+    current = _Emulator.from_list(_read_list(d), path)
+    writes = current.transition(target)
+    for allow, line in writes:
+        write(d, "devices.allow" if allow else "devices.deny", line, "devices")
+    _debug("devices cgroup rules written", path=d,
+           rules=" ; ".join(("allow " if a else "deny ") + ln for a, ln in writes) or "none")
+    after = _Emulator.from_list(_read_list(d), path)
+    if after.allow != target.allow or (not target.allow and after != target):
+        raise CgroupError(f"linux.resources.devices: {path} does not match the rules "
+                          "after writing them", path)
+    return writes
 
 
 # ---------------------------------------------------------------- v2: eBPF

@@ -119,7 +119,11 @@ class SystemdManager:
         if not update:
             self._pending = resources or {}
             return
-        props = properties(resources or {}, self.v2)
+        # devices: never through systemd on update (runc's SkipDevices: its
+        # rewrite of the list would take /dev/null away for a moment); the
+        # filesystem part makes v1's minimal transition
+        props = properties({k: v for k, v in (resources or {}).items() if k != "devices"},
+                           self.v2)
         if props:
             bus = _bus()
             try:

@@ -111,7 +111,7 @@ class V1Manager(FsManager):
     def apply(self, r: dict, update: bool = False):
         if not r:
             return
-        if r.get("devices") and not update:
+        if r.get("devices"):     # create and update: the minimal transition
             from kago.cgroups.devices import v1_apply
             v1_apply(self._dir("devices", "devices"), r["devices"])
         if r.get("memory"):

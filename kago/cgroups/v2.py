@@ -136,6 +136,9 @@ class V2Manager(FsManager):
         if r.get("devices") and not update:
             from kago.cgroups.devices import v2_apply
             v2_apply(self.dir, r["devices"])
+        elif r.get("devices"):
+            from kago import _debug
+            _debug("devices left as they are: cgroup v2 (as runc's update)", path=self.dir)
 
     def _memory(self, m, update):
         limit, swap = m.get("limit") or 0, m.get("swap") or 0

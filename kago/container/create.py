@@ -1,7 +1,7 @@
 """create: state dir, cgroup, the fork chain, state.json.  On any failure
 everything made so far is undone (state dir, cgroup, processes)."""
 
-from kago import _os as os
+from kago import _debug, _os as os
 
 from kago.container import state as _st
 from kago.errors import ContainerExists, SpecError
@@ -37,6 +37,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     linux = spec.get("linux") or {}
     types = {n["type"] for n in linux.get("namespaces") or ()}
     check_spec(spec, types)
+    if (linux.get("resources") or {}).get("devices"):
+        from kago.cgroups.devices import check_rules
+        check_rules(linux["resources"]["devices"])
     terminal = bool(spec["process"].get("terminal"))
     if terminal and not console_socket and detach:
         raise SpecError("process.terminal",
@@ -45,6 +48,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     if console_socket and not terminal:
         raise SpecError("process.terminal",
                         "cannot use console socket if process.terminal is false")
+    _debug("config loaded", bundle=bundle, rootfs=rootfs)
     # the children's modules, imported before the first cgroup operation: the
     # attach pre-warm's grace period (kago.cgroups.fs) runs meanwhile, and
     # cgroup mkdir waits for what is left of it (both take cgroup_mutex)
@@ -56,6 +60,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         os.mkdir(state_dir, 0o711)
     except FileExistsError:
         raise ContainerExists(cid) from None
+    _debug("state directory created", path=state_dir)
     cg = None
     ours = True
     lock = _st.Lock(state_dir)
@@ -97,11 +102,13 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         if cg.frozen():             # a frozen parent: init would hang in it
             from kago.errors import CgroupError
             raise CgroupError("container's cgroup unexpectedly frozen")
+        _debug("cgroup created", path=cg.path, driver=cg.driver)
         resources = dict(linux.get("resources") or {})
         if resources.get("devices"):
             from kago.cgroups.devices import rules_for
             resources["devices"] = rules_for(linux)
         cg.apply(resources)
+        _debug("cgroup resources written", path=cg.path)
         extra_env = {}
         if listen:
             extra_env = {"LISTEN_FDS": str(listen), "LISTEN_PID": "1"}
@@ -136,6 +143,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         data = dict(data, pid=pid, start_time=st[1] if st else -1, status="created")
         del data["creator"]
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        _debug("state written", status="created", pid=pid)
         if pid_file:
             _st.write_text_atomic(os.path.abspath(pid_file), str(pid))
         c = Container(root, cid, data)

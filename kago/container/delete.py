@@ -22,7 +22,7 @@ is killed by a plain delete), except for the empty dir of a create that was
 killed before it wrote state.json.
 """
 
-from kago import _os as os   # not os: see kago/_os.py
+from kago import _debug, _os as os   # not os: see kago/_os.py
 
 from kago.container import state as _st
 
@@ -131,6 +131,8 @@ def _teardown(c, cfg, status):
     fd = -1
     if data is not None and status not in ("stopped", "creating") and data["pid"]:
         fd = _signal_init(data["pid"], data["start_time"])
+        if fd >= 0:
+            _debug("init killed", pid=data["pid"], signal="SIGKILL")
     if cg is not None and (status == "paused" or (status is None and cg.frozen())):
         cg.thaw()                       # SIGKILL lands on a frozen task once thawed
     if fd >= 0:
@@ -139,7 +141,9 @@ def _teardown(c, cfg, status):
     if cg is not None:
         if ours:
             cg.kill_all_and_wait()
+            _debug("cgroup emptied", path=cg.path)
             cg.remove()
+            _debug("cgroup removed", path=cg.path)
         else:
             _remove_if_empty(cg)
     hooks = (cfg or {}).get("hooks", {}).get("poststop")
@@ -156,6 +160,7 @@ def _teardown(c, cfg, status):
             except KagoError as e:
                 log.warning(f"poststop hook failed: {e}")
     _st.remove_tree(c.state_dir)
+    _debug("state removed", path=c.state_dir)
 
 
 def _signal_init(pid, start_time) -> int:

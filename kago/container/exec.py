@@ -6,6 +6,7 @@ children) -> execve.  The tenant's failure, before or at execve, comes back
 through a close-on-exec pipe as a typed error; EOF means it exec'd (as
 CPython's subprocess does)."""
 
+from kago import _debug, _debug_stderr_moves
 from kago import _json as json
 from kago import _os as os
 
@@ -79,6 +80,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         for fd, _, _ in ns_fds:
             os.close(fd)
         raise KagoError(f"container {c.id}: open namespaces of init: {e.strerror}") from None
+    _debug("namespaces of init opened", pid=init_pid, types=",".join(t for _, _, t in ns_fds))
     con = None
     relay_sock = None
     if terminal:
@@ -119,6 +121,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
         try:
             os.close(err_r)
             m_int.close()
+            _debug("intermediate forked", pid=os.getpid())   # (its own line: in order)
             _intermediate(int_m, err_w, ns_fds, cg_dirs, process, keep,
                           con.fileno() if con else -1, scf, oom)
         finally:
@@ -145,6 +148,7 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
             data += b
         if data:
             raise from_wire(json.loads(data))
+        _debug("process started", pid=tenant)
     except BaseException:
         if pid:
             try:
@@ -178,7 +182,9 @@ def exec_process(c, process, *, detach=False, pid_file=None, console_socket=None
     if detach:
         return tenant
     from kago.container.run import wait_pid
-    return wait_pid(tenant, master)
+    rc = wait_pid(tenant, master)
+    _debug("process exited", pid=tenant, status=rc)
+    return rc
 
 
 def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=None,
@@ -202,6 +208,7 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
             except FileNotFoundError:
                 from kago.errors import CgroupError
                 raise CgroupError(f"cgroup {d} does not exist", d) from None
+        _debug("intermediate joined the cgroup", pid=os.getpid(), path=",".join(cg_dirs))
         for fd, flag, t in ns_fds:
             if t == "root":         # last: after every setns
                 os.fchdir(fd)
@@ -209,9 +216,11 @@ def _intermediate(ch, err_w, ns_fds, cg_dirs, process, keep, console_fd, scf=Non
             else:
                 ksys.setns(fd, flag, f"{t} namespace of init")
             os.close(fd)
+            _debug("namespace joined", type=t)
         if any(t == "user" for _, _, t in ns_fds):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+        _debug("forking the process")
         try:
             pid = os.fork()
         except OSError as e:
@@ -243,6 +252,7 @@ def _tenant(err_w, process, keep, console_fd, scf=None):
             finally:
                 os.close(master)
                 os.close(console_fd)
+            _debug_stderr_moves(3 + keep)     # fd 2 is the console's from here on
             tty.make_controlling(slave, setsid=True)
             os.close(slave)
         if scf is not None:
@@ -254,6 +264,7 @@ def _tenant(err_w, process, keep, console_fd, scf=None):
         path, env = attrs.apply(process, {}, keep, seccomp=scf)
         os.set_inheritable(err_w, False)
         attrs.restore_signals()
+        _debug("executing", path=path)
         os.execve(path, process["args"], env)
     except BaseException as e:  # noqa: B902
         if isinstance(e, OSError) and not isinstance(e, KagoError):

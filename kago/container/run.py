@@ -1,6 +1,6 @@
 """run (foreground): wait for init, forwarding signals to it."""
 
-from kago import _os as os
+from kago import _debug, _os as os
 import _signal
 
 from kago.errors import KagoError
@@ -12,7 +12,9 @@ def wait(c) -> int:
     if not c._child:
         raise KagoError("wait: this process is not the container's reaper "
                         "(only a foreground run can wait)")
-    return wait_pid(c._data["pid"], c._pty_master)
+    rc = wait_pid(c._data["pid"], c._pty_master)
+    _debug("container exited", pid=c._data["pid"], status=rc)
+    return rc
 
 
 def wait_pid(pid: int, pty_master=None) -> int:

@@ -1,5 +1,6 @@
 """start: release init through exec.fifo, then run poststart hooks."""
 
+from kago import _debug
 from kago import _json as json
 from kago import _os as os   # not os: see kago/_os.py
 
@@ -21,6 +22,7 @@ def start(c, notify_socket=None, wait_ready=True):
                 from kago import notify
                 nsock = notify.bind(c.state_dir)   # before init can exec
             fifo = os.path.join(c.state_dir, _st.FIFO)
+            _debug("releasing init through exec.fifo", pid=c._data["pid"], path=fifo)
             data = _read_fifo(fifo, c._data["pid"], c._data.get("start_time"))
             try:
                 os.unlink(fifo)
@@ -44,6 +46,7 @@ def start(c, notify_socket=None, wait_ready=True):
 
 
 def _started(c, data):
+    _debug("exec.fifo read", data=data.decode(errors="replace"))
     if data != b"0":
         from kago.errors import KagoError, from_wire
         body = data[1:] if data.startswith(b"0") else data
@@ -51,6 +54,7 @@ def _started(c, data):
             raise from_wire(json.loads(body))
         except ValueError:
             raise KagoError(f"container {c.id}: init exited before exec") from None
+    _debug("container started", pid=c._data["pid"])
     hooks = c.config().get("hooks", {}).get("poststart")
     if hooks:
         from kago.errors import KagoError

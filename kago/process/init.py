@@ -6,6 +6,7 @@ reports ``ready`` to main and blocks on exec.fifo until ``start``; then runs
 startContainer hooks and execs ``process.args``.  Never returns.
 """
 
+from kago import _debug, _debug_stderr_moves
 from kago import _json as json
 from kago import _os as os
 import _signal as signal
@@ -37,6 +38,7 @@ def _setup(ctx, ch):
     os.setsid()
     ksys.prctl(ksys.PR_SET_DUMPABLE, 0)
     host_pid = ctx.host_pid = int(os.readlink("/proc/self"))  # the host's /proc
+    _debug("init started", pid=host_pid)
     if not ctx.no_new_keyring:
         try:
             ksys.keyctl_join_session_keyring(ctx.id)
@@ -60,6 +62,7 @@ def _setup(ctx, ch):
         host_mntns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         ksys.unshare(ksys.CLONE_NEWNS)
     rootfs.prepare()
+    _debug("rootfs ready", path=ctx.rootfs)
     hooks = spec.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
         ch.request_hooks()
@@ -89,6 +92,7 @@ def _setup(ctx, ch):
         scf = seccomp.build(linux["seccomp"], _warn)
         scf.state = ctx.oci_state("creating", host_pid)
     rootfs.pivot(ctx.no_pivot)
+    _debug("chroot done (--no-pivot)" if ctx.no_pivot else "pivot_root done")
     if linux.get("sysctl"):
         _write_sysctls(linux["sysctl"])
     if "hostname" in spec:
@@ -112,6 +116,7 @@ def _setup(ctx, ch):
     ctx.exec_path = path
     ctx.exec_env = env
     ctx.fifo = fifo
+    _debug("process set up, waiting on exec.fifo", pid=host_pid)
     ch.ready()
 
 
@@ -140,6 +145,7 @@ def _wait_and_exec(ctx):
             run_hooks("startContainer", hooks, ctx.oci_state("created", ctx.host_pid))
         for s in _FATAL_WHILE_CREATED:   # started: the process decides from here on
             signal.signal(s, signal.SIG_DFL)
+        _debug("exec.fifo released, executing", path=ctx.exec_path)
         os.write(fd, b"0")
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -171,6 +177,7 @@ def _console(ctx, proc):
     finally:
         os.close(master)
         os.close(ctx.console_fd)
+    _debug_stderr_moves(3 + ctx.keep_fds)     # fd 2 is the console's from here on
     tty.make_controlling(slave, setsid=False)
     os.close(slave)
 

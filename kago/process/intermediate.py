@@ -6,7 +6,7 @@ forks init - which is how an existing pid (or time) namespace is entered:
 setns(CLONE_NEWPID) only applies to children, so init is that second fork.
 """
 
-from kago import _os as os
+from kago import _debug, _os as os
 
 from kago import sys as ksys
 from kago.namespaces import FLAGS as NS_FLAGS
@@ -19,6 +19,7 @@ def run(ctx, ch, init_sock):
         for fd in ctx.close_fds:  # main's lock: init must not hold it
             os.close(fd)
         ctx.cgroup.add(os.getpid())
+        _debug("intermediate joined the cgroup", pid=os.getpid(), path=ctx.cgroup.path)
         namespaces = ctx.namespaces
         # 1. join what exists (the user namespace first)
         joins = sorted((n for n in enumerate(namespaces) if n[1].get("path")),
@@ -34,10 +35,12 @@ def run(ctx, ch, init_sock):
                 ksys.setns(fd, NS_FLAGS[n["type"]], n["path"])
             finally:
                 os.close(fd)
+            _debug("namespace joined", type=n["type"], path=n["path"])
         new = [n["type"] for n in namespaces if not n.get("path")]
         # 2. a new user namespace: main writes our maps
         if "user" in new:
             ksys.unshare(ksys.CLONE_NEWUSER)
+            _debug("user namespace unshared")
             ch.request_idmap()
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
@@ -51,11 +54,13 @@ def run(ctx, ch, init_sock):
                 flags |= NS_FLAGS[t]
         if flags:
             ksys.unshare(flags)
+            _debug("namespaces unshared", types=",".join(t for t in new if t != "user"))
         if ctx.userns and ctx.has_binds:
             # bind sources init (the container's root) may not reach
             ctx.bind_fds = ch.request_sources()
         if "time" in new:
             _time_offsets(ctx.spec)
+        _debug("forking init")
         try:
             pid = os.fork()
         except OSError as e:

@@ -1,6 +1,6 @@
 """main's side of the fork chain (see channel.py for the message table)."""
 
-from kago import _os as os
+from kago import _debug, _os as os
 
 from kago.errors import KagoError
 
@@ -116,6 +116,7 @@ def spawn(ctx, run_hooks) -> int:
         try:
             m_int.close()
             m_init.close()
+            _debug("intermediate forked", pid=os.getpid())   # (its own line: in order)
             from kago.process import intermediate
             intermediate.run(ctx, int_m, init_m.sock)
         finally:
@@ -131,6 +132,7 @@ def spawn(ctx, run_hooks) -> int:
             msg, _ = m_int.recv()
             if msg["t"] == "idmap_req":
                 _write_idmaps(pid, ctx.spec)
+                _debug("uid_map and gid_map written", pid=pid)
                 m_int.idmap_done()
             elif msg["t"] == "sources_req":
                 from kago.rootfs import send_bind_sources
@@ -155,6 +157,7 @@ def spawn(ctx, run_hooks) -> int:
                 m_init.hooks_done()
             else:
                 break
+        _debug("init ready", pid=init_pid)
         return init_pid
     except BaseException:
         m_init.abort()

@@ -254,19 +254,128 @@ def test_v1_check_before_update(v1):
     v1.apply({"memory": {"limit": 4096, "checkBeforeUpdate": True}})  # create: not checked
 
 
-def test_v1_devices(v1, rec):
+class FakeDevicesKernel:
+    """The v1 devices controller as the kernel keeps it (a default and the
+    exceptions; devices.list shows the allowed ones, or ``a *:* rwm``), so
+    kago's transitions are checked against a model of their own."""
+
+    def __init__(self, d, monkeypatch, rec):
+        self.d = d
+        self.allow_all = True
+        self.exc = {}
+        self.written = []
+        self._sync()
+        inner = devices.write
+
+        def write(dd, name, value, what=""):
+            inner(dd, name, value, what)
+            if name in ("devices.allow", "devices.deny"):
+                self.write(name == "devices.allow", str(value))
+        monkeypatch.setattr(devices, "write", write)
+
+    def write(self, allow, line):
+        self.written.append(("allow " if allow else "deny ") + line)
+        f = line.split()
+        if f[0] == "a":
+            self.allow_all, self.exc = allow, {}
+        else:
+            key = (f[0], f[1])
+            perms = set(f[2])
+            if allow != self.allow_all:
+                self.exc[key] = self.exc.get(key, set()) | perms
+            elif key in self.exc:
+                self.exc[key] -= perms
+                if not self.exc[key]:
+                    del self.exc[key]
+        self._sync()
+
+    def _sync(self):
+        if self.allow_all:
+            text = "a *:* rwm\n"
+        else:
+            text = "".join(f"{t} {n} {''.join(c for c in 'rwm' if c in p)}\n"
+                           for (t, n), p in self.exc.items())
+        with open(os.path.join(self.d, "devices.list"), "w") as fh:
+            fh.write(text)
+
+    def allowed(self, t, n, perm):
+        if self.allow_all:
+            return True
+        maj, mi = n.split(":")
+        return any(tt == t and perm in p and mm in (maj, "*") and nn in (mi, "*")
+                   for (tt, m), p in self.exc.items() for mm, nn in [m.split(":")])
+
+
+def test_v1_devices(v1, rec, monkeypatch):
+    kern = FakeDevicesKernel(v1.subsys["devices"], monkeypatch, rec)
     rules = devices.rules_for({"resources": {"devices": [
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}})
     v1.apply({"devices": rules})
     allow = rec.values("devices.allow")
-    assert rec.values("devices.deny") == ["a"]
-    assert allow[0] == "c 1:11 w"
+    assert rec.values("devices.deny") == ["a *:* rwm"]    # a fresh cgroup allows all
+    assert "c 1:11 w" in allow
     assert "c *:* m" in allow and "b *:* m" in allow and "c 1:3 rwm" in allow
     assert "c 136:* rwm" in allow
+    assert kern.allowed("c", "1:11", "w") and not kern.allowed("c", "1:11", "r")
+    assert not kern.allowed("c", "10:229", "r") and kern.allowed("c", "1:3", "r")
     rec.writes.clear()
-    v1.apply({"devices": rules}, update=True)   # update leaves devices alone
+    v1.apply({"devices": rules}, update=True)   # the same rules: nothing to write
     assert rec.writes == []
+
+
+def test_v1_devices_update_minimal(v1, rec, monkeypatch):
+    """runc's Transition: only what changes is written, dropped before gained;
+    a deny-all only when the default changes (or the cgroup allows all)."""
+    kern = FakeDevicesKernel(v1.subsys["devices"], monkeypatch, rec)
+    deny_all = {"allow": False, "access": "rwm"}
+    fuse = {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+    kmsg = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"}
+
+    def apply(*rules):
+        kern.written.clear()
+        v1.apply({"devices": devices.rules_for({"resources": {"devices": list(rules)}})},
+                 update=True)
+        return list(kern.written)
+    apply(deny_all, fuse)
+    assert apply(deny_all, kmsg) == ["deny c 10:229 rwm", "allow c 1:11 rw"]
+    assert apply(deny_all, {**kmsg, "access": "r"}) == ["deny c 1:11 w"]
+    assert apply(deny_all, {**kmsg, "access": "mr"}) == ["allow c 1:11 m"]
+    assert apply(deny_all, {**kmsg, "access": "rm"}) == []
+    assert kern.allowed("c", "1:3", "r") and not kern.allowed("c", "10:229", "r")
+    # allow-all, then back: the default changes, so "a" is written each time
+    assert apply({"allow": True, "access": "rwm"}) == ["allow a *:* rwm"]
+    back = apply(deny_all, fuse)
+    assert back[0] == "deny a *:* rwm" and "allow c 10:229 rwm" in back
+
+
+def test_v1_devices_hole_in_wildcard(v1, rec, monkeypatch):
+    FakeDevicesKernel(v1.subsys["devices"], monkeypatch, rec)
+    rules = [{"allow": True, "access": "rwm"},
+             {"allow": False, "type": "c", "access": "rwm"}]
+    with pytest.raises(CgroupError,
+                       match="allowing c 1:3 rwm .*punch a hole in the rule c \\*:\\* rw$"):
+        v1.apply({"devices": devices.rules_for({"resources": {"devices": rules}})})
+
+
+@pytest.mark.parametrize("rule,path,why", [
+    ({"access": "rwa"}, "[0].access", '"rwa": "a" is not a device access'),
+    ({"access": ""}, "[0].access", "cannot be empty"),
+    ({"access": 7}, "[0].access", "7 is not a string"),
+    ({"type": "u"}, "[0].type", '"u" is not a device type'),
+    ({"major": 1 << 32}, "[0].major", "out of range"),
+    ({"minor": "1"}, "[0].minor", '"1" is not an integer'),
+    ({"allow": 1}, "[0].allow", "1 is not a boolean"),
+])
+def test_device_rules_checked(rule, path, why):
+    from kago.errors import SpecError
+    with pytest.raises(SpecError) as ei:
+        devices.check_rules([{"allow": True, "type": "c", "major": 1, "minor": 11, **rule}])
+    assert ei.value.path == "linux.resources.devices" + path
+    assert why in ei.value.reason
+    for ok in ("rwm", "mrw", "rr", "w"):      # any order, repeats: as runc and the kernel
+        devices.check_rules([{"allow": True, "type": "c", "access": ok}])
+    devices.check_rules([{"allow": False}])    # access absent: rwm
 
 
 def test_no_device_rules_no_restriction():
