@@ -51,8 +51,9 @@ def run(ctx, ch, init_sock):
                 flags |= NS_FLAGS[t]
         if flags:
             ksys.unshare(flags)
-        if ctx.userns and ctx.has_binds:
-            # bind sources init (the container's root) may not reach
+        if ctx.userns and ctx.has_binds or ctx.has_idmaps:
+            # bind sources init (the container's root) may not reach, and the
+            # idmapped mounts (kago.rootfs.send_bind_sources)
             ctx.bind_fds = ch.request_sources()
         if "time" in new:
             _time_offsets(ctx.spec)
