@@ -39,6 +39,9 @@ def run(ctx, ch, init_sock):
         if "user" in new:
             ksys.unshare(ksys.CLONE_NEWUSER)
             ch.request_idmap()
+        if ctx.userns:
+            # root in it, new or joined (runc's nsexec: setuid(0) either way;
+            # else a joined one's container runs as the host's unmapped root)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             # the uid change made us non-dumpable, which hands our /proc files
