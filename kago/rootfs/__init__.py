@@ -147,8 +147,11 @@ def _idmapped_tree(i, src, m, recursive, nsfd) -> int:
                            ksys.MOUNT_ATTR_IDMAP, userns_fd=nsfd)
     except SyscallError as e:
         os.close(fd)
-        hint = (" (maybe the filesystem used doesn't support idmap mounts on this "
-                "kernel?)" if e.errno == errno.EINVAL else "")
+        hint = {errno.EINVAL: " (maybe the filesystem used doesn't support idmap mounts "
+                              "on this kernel?)",
+                # the kernel wants CAP_SYS_ADMIN over the filesystem's user namespace
+                errno.EPERM: " (the filesystem is not kago's user namespace's: a rootless "
+                             "kago can't idmap it)"}.get(e.errno, "")
         raise KagoError(f"mounts[{i}]: failed to set MOUNT_ATTR_IDMAP on {src}: "
                         f"{os.strerror(e.errno)}{hint}") from None
     return fd
@@ -182,9 +185,11 @@ def userns_fd(uid_maps, gid_maps, where="") -> int:
         if rep != b"0":
             raise SyscallError(int(rep) if rep.isdigit() else errno.EIO, "unshare",
                                None, f"{where}: the id-mapping helper's user namespace")
-        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
-            data = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
-                           for m in maps).encode()
+        # setgroups "deny" first, as runc's helper: then gid_map needs no
+        # CAP_SETGID (a rootless kago may map its own gid); the helper runs nothing
+        for name, maps in (("setgroups", None), ("uid_map", uid_maps), ("gid_map", gid_maps)):
+            data = b"deny" if maps is None else "".join(
+                f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
             try:
                 fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
                 try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import lines_with, one, wait_file
+from tests.integration.helpers import lines_with, one, state_pid, wait_file
 
 OVERFLOW = int(Path("/proc/sys/kernel/overflowuid").read_text())
 USERNS = {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
@@ -88,21 +88,23 @@ def source(request):
     return d
 
 
-def _userns_bundle(bundle, _kago_tracker, script, mounts):
-    """A bundle whose container root is host 100000, its rootfs reachable by it."""
+def _userns_bundle(bundle, _kago_tracker, script, mounts, host=100000, join=None):
+    """A bundle whose container root is host ``host`` (a new user namespace
+    mapping 0 -> ``host``, or the one at ``join``), its rootfs reachable by it."""
     top = tempfile.mkdtemp(prefix="kago-idmap-", dir="/tmp")
     os.chmod(top, 0o711)
     _kago_tracker.bundles.append(top)
 
     def edit(cfg):
-        cfg["linux"]["namespaces"].append({"type": "user"})
-        cfg["linux"].update(USERNS)
+        cfg["linux"]["namespaces"].append({"type": "user", "path": join} if join
+                                          else {"type": "user"})
+        cfg["linux"].update(idmap(0, host, 65536))
         cfg["mounts"] += mounts
         cfg["root"]["path"] = top + "/rootfs"
 
     b = bundle(script, edit=edit)
     os.rename(b / "rootfs", top + "/rootfs")
-    subprocess.run(["chown", "-R", "-h", "100000:100000", top + "/rootfs"], check=True)
+    subprocess.run(["chown", "-R", "-h", f"{host}:{host}", top + "/rootfs"], check=True)
     return b
 
 
@@ -162,6 +164,37 @@ def test_idmapped_mount_in_a_user_namespace(bundle, run_kago, cid, wait_until, t
     assert mounts_of(source) == []      # the clones live only in the container
     run_kago("delete", "--force", cid)
     assert mounts_of(source) == [] and helper_maps() == []
+
+
+def test_idmap_alone_takes_a_joined_user_namespace(bundle, run_kago, make_cid, wait_until,
+                                                   tmp_path, _kago_tracker, source):
+    """``idmap`` without mappings in a container that joins another's user
+    namespace (linux.namespaces path) is idmapped with that namespace's
+    mapping (0 -> 200000 here), not with linux.uidMappings (0 -> 100000, which
+    a joined namespace ignores): host root's files are root's inside."""
+    first, second = make_cid(), make_cid()
+    out_path = tmp_path / "out"
+    b1 = _userns_bundle(bundle, _kago_tracker, "echo up; exec sleep 300", [], host=200000)
+    with open(out_path, "w") as out:
+        run_kago("run", "-d", "--bundle", b1, first, stdout=out)
+    wait_file(wait_until, out_path, "up")
+    pid = state_pid(run_kago, first)
+    b2 = _userns_bundle(bundle, _kago_tracker,
+                        stat_lines("/i/rootf", "/i/f") + "; cat /proc/self/uid_map",
+                        [dict(destination="/i", type="bind", source=str(source),
+                              options=["rbind", "idmap"])],
+                        host=200000, join=f"/proc/{pid}/ns/user")
+    with open(b2 / "config.json") as f:
+        cfg = json.load(f)
+    cfg["linux"].update(USERNS)         # ignored with a joined user namespace
+    with open(b2 / "config.json", "w") as f:
+        json.dump(cfg, f)
+    out = run_kago("run", "--bundle", b2, second).stdout
+    st = dict(x.split("=", 1) for x in lines_with(out, "st:"))
+    assert st == {"/i/rootf": "0:0", "/i/f": "1000:1000"}, out
+    assert out.split()[-3:] == ["0", "200000", "65536"], out
+    run_kago("delete", "--force", first)
+    assert mounts_of(source) == []
 
 
 @pytest.mark.parametrize("mntns", [True, False], ids=["mount-ns", "no-mount-ns"])
