@@ -14,10 +14,12 @@ step  from            to               message / meaning
                                        write my uid_map/gid_map
  2    main            intermediate     ``idmap_done``
  2b   intermediate    main             ``sources_req`` (a user namespace and bind
-                                       mounts; its namespaces all made)
+                                       mounts, or idmapped mounts; its
+                                       namespaces all made)
  2c   main's child    intermediate     ``sources`` {idx, more} + fds: each bind
                                        source opened O_PATH in our mount ns
-                                       with the host's credentials
+                                       with the host's credentials (an
+                                       idmapped one: its detached clone)
  3    intermediate    main             ``init_pid`` {pid}: host pid of init;
                                        the intermediate then exits
  4    init            main             ``hooks_req``: mounts done, run prestart

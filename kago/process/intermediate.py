@@ -42,6 +42,9 @@ def run(ctx, ch, init_sock):
             ksys.unshare(ksys.CLONE_NEWUSER)
             _debug("user namespace unshared")
             ch.request_idmap()
+        if ctx.userns:
+            # root in it, new or joined (runc's nsexec: setuid(0) either way;
+            # else a joined one's container runs as the host's unmapped root)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             # the uid change made us non-dumpable, which hands our /proc files
@@ -55,8 +58,9 @@ def run(ctx, ch, init_sock):
         if flags:
             ksys.unshare(flags)
             _debug("namespaces unshared", types=",".join(t for t in new if t != "user"))
-        if ctx.userns and ctx.has_binds:
-            # bind sources init (the container's root) may not reach
+        if ctx.userns and ctx.has_binds or ctx.has_idmaps:
+            # bind sources init (the container's root) may not reach, and the
+            # idmapped mounts (kago.rootfs.send_bind_sources)
             ctx.bind_fds = ch.request_sources()
         if "time" in new:
             _time_offsets(ctx.spec)

@@ -36,6 +36,11 @@ class Context:
         self.has_binds = any(m.get("type") == "bind" or "bind" in (m.get("options") or ())
                              or "rbind" in (m.get("options") or ())
                              for m in spec.get("mounts") or ())
+        # idmapped mounts (kago.rootfs.mounts.idmapping): main makes them
+        self.has_idmaps = any(m.get("uidMappings") or m.get("gidMappings")
+                              or "idmap" in (m.get("options") or ())
+                              or "ridmap" in (m.get("options") or ())
+                              for m in spec.get("mounts") or ())
 
     def oci_state(self, status, pid):
         s = {"ociVersion": self.spec.get("ociVersion", "1.2.0"), "id": self.id,

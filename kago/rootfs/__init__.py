@@ -13,7 +13,8 @@ import _stat as stat
 from kago import sys as ksys
 from kago import _json as json
 from kago.errors import KagoError, SpecError, SyscallError
-from kago.rootfs.mounts import PROPAGATION, fdpath, open_in_root, parse_options
+from kago.rootfs.mounts import (PROPAGATION, fdpath, idmapping, is_bind, open_in_root,
+                                parse_options)
 
 DEFAULT_DEVICES = (
     # path, type, major, minor, mode
@@ -54,40 +55,67 @@ def bind_sources(spec, bundle) -> list:
     are the bundle's)."""
     out = []
     for i, m in enumerate(spec.get("mounts") or ()):
-        opts = m.get("options") or ()
-        if m.get("type") == "bind" or "bind" in opts or "rbind" in opts:
+        if is_bind(m):
             src = m.get("source") or ""
             out.append((i, src if os.path.isabs(src) else os.path.join(bundle, src)))
     return out
 
 
 def send_bind_sources(ns_pid, spec, bundle, ch):
-    """Main, with a user namespace, once the intermediate has its mount
-    namespace: init will be the container's root there and may not reach a
-    bind source kago can (a 0700 directory of the host's root).  A child of
-    main - the host's credentials - enters that mount namespace, opens every
-    source once (O_PATH) and sends the fds to the intermediate over ``ch``
-    (main's end, inherited); init binds through them (/proc/self/fd/N), as
-    runc 1.1 does with its mount source fds.  Opened inside the container's
-    namespace, they are its (locked) copies of the host's mounts, as a bind
-    by path there would be.  Errors go the same way (the intermediate re-
-    raises them to main); returns the child's exit status."""
-    todo = bind_sources(spec, bundle)
+    """Main, once the intermediate has its namespaces (asked for with a user
+    namespace and bind mounts, or idmapped mounts): a child of main - the
+    host's credentials - enters the intermediate's mount namespace and opens
+    bind sources there for init, sending the fds to the intermediate over
+    ``ch`` (main's end, inherited).
+
+    - With a user namespace, every bind source, O_PATH: init, the container's
+      root, may not reach one kago can (a 0700 directory of the host's root).
+      Opened inside the container's namespace, they are its (locked) copies
+      of the host's mounts, as a bind by path there would be (runc 1.1's
+      mount source fds).
+    - An idmapped mount (with or without a user namespace): a detached clone
+      of the source (open_tree OPEN_TREE_CLONE, AT_RECURSIVE for an rbind)
+      with MOUNT_ATTR_IDMAP set (AT_RECURSIVE for ridmap), which init moves
+      into place (move_mount), as runc 1.2 does.  The mapping's user
+      namespace: the mount's uidMappings/gidMappings written to a helper
+      process made for them (one per distinct mapping, reaped before the
+      fds go), or, for ``idmap`` alone, the container's own (the
+      intermediate's).
+
+    Errors go the same way (the intermediate re-raises them to main);
+    returns the child's exit status."""
+    userns = any(n.get("type") == "user"
+                 for n in (spec.get("linux") or {}).get("namespaces") or ())
+    mounts = spec.get("mounts") or ()
+    todo = [(i, src, idmapping(mounts[i])) for i, src in bind_sources(spec, bundle)]
+    if not userns:      # init binds the others by path itself
+        todo = [t for t in todo if t[2]]
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            nsfd = os.open(f"/proc/{ns_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-            ksys.setns(nsfd, ksys.CLONE_NEWNS, "the container's mount namespace")
+            nsfds = {}      # mapping -> user namespace fd (closed with the child)
+            for i, src, idm in todo:
+                if idm and idm[1] is not None:
+                    key = _mapping_key(idm)
+                    if key not in nsfds:
+                        nsfds[key] = userns_fd(idm[1], idm[2], f"mounts[{i}]")
+            mntfd = os.open(f"/proc/{ns_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            ctr_userns = os.open(f"/proc/{ns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+            ksys.setns(mntfd, ksys.CLONE_NEWNS, "the container's mount namespace")
             fds = []
-            for i, src in todo:
+            for i, src, idm in todo:
+                if idm:
+                    nsfd = ctr_userns if idm[1] is None else nsfds[_mapping_key(idm)]
+                    fds.append(_idmapped_tree(i, src, mounts[i], idm[0], nsfd))
+                    continue
                 try:
                     fds.append(os.open(src, os.O_PATH | os.O_CLOEXEC))
                 except OSError as e:
                     raise SpecError(f"mounts[{i}].source",
                                     f"bind source {src}: {e.strerror}") from None
             for k in range(0, max(len(todo), 1), _FDS_PER_MSG):   # one at least
-                ch.sources([i for i, _ in todo[k:k + _FDS_PER_MSG]],
+                ch.sources([t[0] for t in todo[k:k + _FDS_PER_MSG]],
                            fds[k:k + _FDS_PER_MSG], k + _FDS_PER_MSG < len(todo))
             code = 0
         except BaseException as e:  # noqa: B902 - to the intermediate, then main
@@ -96,6 +124,86 @@ def send_bind_sources(ns_pid, spec, bundle, ch):
         finally:
             os._exit(code)
     return os.waitpid(pid, 0)[1]
+
+
+def _mapping_key(idm):
+    return tuple((m["containerID"], m["hostID"], m["size"]) for m in idm[1]), \
+        tuple((m["containerID"], m["hostID"], m["size"]) for m in idm[2])
+
+
+def _idmapped_tree(i, src, m, recursive, nsfd) -> int:
+    """A detached clone of ``src`` with MOUNT_ATTR_IDMAP (runc 1.2's words)."""
+    flags = ksys.OPEN_TREE_CLONE | ksys.OPEN_TREE_CLOEXEC
+    if "rbind" in (m.get("options") or ()):
+        flags |= ksys.AT_RECURSIVE
+    try:
+        fd = ksys.open_tree(ksys.AT_FDCWD, src, flags)
+    except SyscallError as e:
+        raise SyscallError(e.errno, "open_tree(OPEN_TREE_CLONE)", src,
+                           f"mounts[{i}]") from None
+    try:
+        ksys.mount_setattr(fd, "", ksys.AT_EMPTY_PATH | (ksys.AT_RECURSIVE if recursive
+                                                         else 0),
+                           ksys.MOUNT_ATTR_IDMAP, userns_fd=nsfd)
+    except SyscallError as e:
+        os.close(fd)
+        hint = {errno.EINVAL: " (maybe the filesystem used doesn't support idmap mounts "
+                              "on this kernel?)",
+                # the kernel wants CAP_SYS_ADMIN over the filesystem's user namespace
+                errno.EPERM: " (the filesystem is not kago's user namespace's: a rootless "
+                             "kago can't idmap it)"}.get(e.errno, "")
+        raise KagoError(f"mounts[{i}]: failed to set MOUNT_ATTR_IDMAP on {src}: "
+                        f"{os.strerror(e.errno)}{hint}") from None
+    return fd
+
+
+def userns_fd(uid_maps, gid_maps, where="") -> int:
+    """An fd of a new user namespace with these maps (runc's userns.Handles):
+    a helper child unshares one and waits; we write its maps, open its
+    /proc/PID/ns/user, let it go and reap it - the fd keeps the namespace.
+    The helper dies with us (PDEATHSIG, and the pipe it waits on closes)."""
+    go_r, go_w = os.pipe()          # the helper waits for EOF on go_r
+    rep_r, rep_w = os.pipe()        # "0" once unshared, or the errno
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(go_w)
+            os.close(rep_r)
+            ksys.prctl(ksys.PR_SET_PDEATHSIG, 9)
+            try:
+                ksys.unshare(ksys.CLONE_NEWUSER)
+                os.write(rep_w, b"0")
+            except SyscallError as e:
+                os.write(rep_w, str(e.errno).encode())
+            os.read(go_r, 1)
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    os.close(rep_w)
+    try:
+        rep = os.read(rep_r, 16)
+        if rep != b"0":
+            raise SyscallError(int(rep) if rep.isdigit() else errno.EIO, "unshare",
+                               None, f"{where}: the id-mapping helper's user namespace")
+        # setgroups "deny" first, as runc's helper: then gid_map needs no
+        # CAP_SETGID (a rootless kago may map its own gid); the helper runs nothing
+        for name, maps in (("setgroups", None), ("uid_map", uid_maps), ("gid_map", gid_maps)):
+            data = b"deny" if maps is None else "".join(
+                f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+            try:
+                fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, data)      # the kernel takes a map in one write
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                raise SyscallError(e.errno, "write", f"/proc/{pid}/{name}",
+                                   f"{where}: the id mapping") from None
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(go_w)
+        os.close(rep_r)
+        os.waitpid(pid, 0)
 
 
 _FDS_PER_MSG = 200      # SCM_RIGHTS takes at most 253
@@ -184,6 +292,7 @@ class Rootfs:
         o = parse_options(m.get("options"), where + ".options")
         is_bind = typ == "bind" or bool(o.flags & ksys.MS_BIND)
         srcfd = self.src_fds.get(i, -1) if is_bind else -1
+        tree = srcfd >= 0 and idmapping(m) is not None   # a detached idmapped clone
         defer_ro = defer_ro and bool(o.flags & ksys.MS_RDONLY) and not is_bind \
             and typ != "cgroup"
         if defer_ro:
@@ -209,11 +318,16 @@ class Rootfs:
             raise _wrap(e, "mount", dest, f"{where}: resolve destination") from None
         try:
             try:
-                if is_bind:
+                if tree:
+                    # idmapped, cloned by kago (send_bind_sources): moved into place
+                    ksys.move_mount(srcfd, "", fd, "", ksys.MOVE_MOUNT_F_EMPTY_PATH
+                                    | ksys.MOVE_MOUNT_T_EMPTY_PATH)
+                elif is_bind:
                     # opened by kago with the host's credentials, if any
                     # (send_bind_sources): resolved once, never by init
                     ksys.mount(fdpath(srcfd) if srcfd >= 0 else src, fdpath(fd), None,
                                ksys.MS_BIND | (o.flags & ksys.MS_REC))
+                if is_bind:     # the flags of the bind itself (remount)
                     rest = o.flags & ~(ksys.MS_BIND | ksys.MS_REC | ksys.MS_REMOUNT)
                     if rest:
                         fd = self._reopen(fd, dest)

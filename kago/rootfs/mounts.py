@@ -4,7 +4,7 @@ import errno
 from kago import _os as os
 
 from kago import sys as ksys
-from kago.errors import SpecError, SyscallError
+from kago.errors import SyscallError
 
 # option -> (clear?, flag)
 FLAGS = {
@@ -81,9 +81,14 @@ RECURSIVE = {
 # options kago accepts and handles elsewhere (or deliberately ignores)
 EXTRA = ("tmpcopyup",)
 
+# idmapped bind mounts (runtime-spec 1.2): option -> MOUNT_ATTR_IDMAP applied
+# recursively (AT_RECURSIVE: every mount of an rbind, not only its top)?
+IDMAP = {"idmap": False, "ridmap": True}
+
 
 class MountOpts:
-    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "extra")
+    __slots__ = ("flags", "clear", "propagation", "rec_set", "rec_clr", "data", "extra",
+                 "idmap")
 
     def __init__(self):
         self.flags = 0
@@ -93,6 +98,7 @@ class MountOpts:
         self.rec_clr = 0
         self.data = []
         self.extra = []
+        self.idmap = None       # "idmap" / "ridmap" (kago.spec refuses both)
 
 
 def parse_options(options, where="") -> MountOpts:
@@ -127,10 +133,36 @@ def parse_options(options, where="") -> MountOpts:
         if opt in EXTRA:
             o.extra.append(opt)
             continue
-        if opt in ("idmap", "ridmap"):
-            raise SpecError(where, f"mount option {opt!r} is not supported yet")
+        if opt in IDMAP:
+            o.idmap = opt
+            continue
         o.data.append(opt)
     return o
+
+
+def is_bind(m) -> bool:
+    """A bind mount: type "bind", or a "bind"/"rbind" option (as runc)."""
+    if m.get("type") == "bind":
+        return True
+    opts = m.get("options") or ()
+    return "bind" in opts or "rbind" in opts
+
+
+def idmapping(m):
+    """An idmapped mount's (recursive, uidMappings, gidMappings), else None.
+
+    Idmapped: an ``idmap``/``ridmap`` option or non-empty mappings (empty ones
+    with neither option are a plain mount, runtime-spec #1224).  Mappings None:
+    the container's user namespace is the mapping (``idmap`` alone, runc 1.2).
+    ``recursive``: ``ridmap`` - MOUNT_ATTR_IDMAP on every mount of an rbind."""
+    opts = m.get("options") or ()
+    uids, gids = m.get("uidMappings"), m.get("gidMappings")
+    rec = "ridmap" in opts
+    if not (uids or gids or rec or "idmap" in opts):
+        return None
+    if not uids and not gids:
+        return rec, None, None
+    return rec, uids, gids
 
 
 def _components(path: str):

@@ -208,14 +208,34 @@ def _env(value, path):
     return value
 
 
+_IDMAP_MAX_RANGES = 340     # the kernel's limit for uid_map/gid_map (4.15+)
+
+
 def _idmaps(value, path):
+    """A uid_map/gid_map as the kernel takes it (user namespaces and idmapped
+    mounts): ids in u32 minus (u32)-1, a range never wraps, at most 340
+    ranges, neither the container ranges nor the host ranges overlap."""
     _check(value, path, list)
+    if len(value) > _IDMAP_MAX_RANGES:
+        raise SpecError(path, f"{len(value)} ranges: the kernel takes at most "
+                        f"{_IDMAP_MAX_RANGES}")
+    seen = []
     for i, m in enumerate(value):
         p = f"{path}[{i}]"
         _check(m, p, dict)
-        _int(_req(m, "containerID", p + ".containerID"), p + ".containerID")
-        _int(_req(m, "hostID", p + ".hostID"), p + ".hostID")
-        _int(_req(m, "size", p + ".size"), p + ".size", 1)
+        cid = _int(_req(m, "containerID", p + ".containerID"), p + ".containerID",
+                   0, _ID_MAX)
+        hid = _int(_req(m, "hostID", p + ".hostID"), p + ".hostID", 0, _ID_MAX)
+        size = _int(_req(m, "size", p + ".size"), p + ".size", 1)
+        if max(cid, hid) + size > _U32:
+            raise SpecError(p + ".size", f"{size} is out of range [1, "
+                            f"{_U32 - max(cid, hid)}]: the range would pass {_ID_MAX}")
+        for j, (c, h, n) in enumerate(seen):
+            for what, a, b in (("containerID", cid, c), ("hostID", hid, h)):
+                if a < b + n and b < a + size:
+                    raise SpecError(p, f"{what} range {a}-{a + size - 1} overlaps "
+                                    f"{path}[{j}] ({b}-{b + n - 1})")
+        seen.append((cid, hid, size))
     return value
 
 
@@ -703,7 +723,10 @@ def _process(proc, path="process"):
 
 
 def _mounts(mounts):
+    """Check ``mounts``; returns the JSON paths of the idmapped mounts whose
+    mapping is the container's user namespace (``validate`` needs one)."""
     _check(mounts, "mounts", list)
+    userns_maps = []
     for i, m in enumerate(mounts):
         p = f"mounts[{i}]"
         _check(m, p, dict)
@@ -723,12 +746,34 @@ def _mounts(mounts):
         v = _opt(m, "options")
         if v is not None:
             _strlist(v, p + ".options")
+        maps = {}
         for k in ("uidMappings", "gidMappings"):
             v = _opt(m, k)
             if v is not None:
-                _idmaps(v, f"{p}.{k}")
-                if v:   # an idmapped mount: never mount it unmapped
-                    raise SpecError(f"{p}.{k}", "idmapped mounts are not supported yet")
+                maps[k] = _idmaps(v, f"{p}.{k}")
+        if _idmapped(m, maps, p):
+            userns_maps.append(p)
+    return userns_maps
+
+
+def _idmapped(m, maps, p):
+    """Check an idmapped mount (runc 1.2's rules, in its words); True when it
+    takes the container's user namespace as its mapping (``idmap`` alone)."""
+    opts = m.get("options") or ()
+    idmap, ridmap = "idmap" in opts, "ridmap" in opts
+    if idmap and ridmap:    # runc: the last one wins; crun refuses, as we do
+        raise SpecError(p + ".options", "idmap and ridmap options are mutually exclusive")
+    uids, gids = maps.get("uidMappings"), maps.get("gidMappings")
+    # empty mappings and neither option: a plain mount (runtime-spec #1224)
+    if not (uids or gids or idmap or ridmap):
+        return False
+    where = p + (".uidMappings" if uids else ".gidMappings" if gids else ".options")
+    if not (m.get("type") == "bind" or "bind" in opts or "rbind" in opts):
+        raise SpecError(where, "id-mapped mounts are only supported for bind-mounts")
+    if bool(uids) != bool(gids):
+        raise SpecError(where, "id-mapped mounts must have both uid and gid "
+                        "mappings specified")
+    return not uids
 
 
 def _hooks(hooks):
@@ -899,8 +944,7 @@ def validate(spec, require_process=True):
         if v is not None:
             _check(v, k, str)
     v = _opt(spec, "mounts")
-    if v is not None:
-        _mounts(v)
+    userns_maps = _mounts(v) if v is not None else ()
     v = _opt(spec, "hooks")
     if v is not None:
         _hooks(v)
@@ -928,6 +972,9 @@ def validate(spec, require_process=True):
                 raise SpecError("linux." + k,
                                 "user namespace mappings specified, but user "
                                 "namespace isn't enabled in the config")
+        if userns_maps:     # runc: only a user namespace can stand for the mapping
+            raise SpecError(userns_maps[0] + ".options", "id-mapped mounts must have "
+                            "both uid and gid mappings specified")
     if "uts" not in nss:
         for k in ("hostname", "domainname"):
             if spec.get(k):

@@ -5,7 +5,8 @@ drift from what kago does:
 
 =====================  ===============================================
 hooks                  kago.hooks.KINDS
-mountOptions           kago.rootfs.mounts FLAGS, PROPAGATION, RECURSIVE, EXTRA
+mountOptions           kago.rootfs.mounts FLAGS, PROPAGATION, RECURSIVE, EXTRA, IDMAP
+linux.mountExtensions  idmap: enabled when kago.rootfs.mounts.IDMAP has its options
 linux.namespaces       kago.namespaces.FLAGS (``time`` only if the kernel has it)
 linux.capabilities     kago.security.capabilities.CAPS (up to cap_last_cap)
 linux.cgroup           the drivers present in kago.cgroups
@@ -32,7 +33,14 @@ def _have(module: str) -> bool:
 def mount_options() -> list:
     from kago.rootfs import mounts
     return sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION) | set(mounts.RECURSIVE)
-                  | set(mounts.EXTRA))
+                  | set(mounts.EXTRA) | set(mounts.IDMAP))
+
+
+def mount_extensions() -> dict:
+    """features.md: idmap "enabled" is whether kago supports idmapped mounts,
+    not whether this host's filesystems or kernel do (runc's meaning too)."""
+    from kago.rootfs import mounts
+    return {"idmap": {"enabled": {"idmap", "ridmap"} <= set(mounts.IDMAP)}}
 
 
 def namespaces() -> list:
@@ -115,7 +123,7 @@ def features() -> dict:
         "apparmor": {"enabled": True},
         "selinux": {"enabled": True},
         "intelRdt": {"enabled": False},
-        "mountExtensions": {"idmap": {"enabled": False}},
+        "mountExtensions": mount_extensions(),
     }
     ann = {"org.kago.version": kago.__version__,
            "org.kago.apparmor.host-enabled": str(apparmor.enabled()).lower(),

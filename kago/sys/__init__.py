@@ -66,6 +66,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 # prctl
 PR_SET_PDEATHSIG = 1
@@ -229,9 +230,10 @@ def _mount_attr(attr_set, attr_clr, propagation, userns_fd=0):
 
 
 def mount_setattr(dfd: int, path: str, flags: int, attr_set=0, attr_clr=0,
-                  propagation=0):
+                  propagation=0, userns_fd=0):
+    """``userns_fd``: the user namespace of MOUNT_ATTR_IDMAP (in ``attr_set``)."""
     from kago import _ffi as ctypes
-    attr = _mount_attr(attr_set, attr_clr, propagation)
+    attr = _mount_attr(attr_set, attr_clr, propagation, userns_fd)
     if _syscall("mount_setattr", dfd, _b(path), ctypes.c_uint(flags),
                 ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
         raise _err("mount_setattr", path)

@@ -192,8 +192,16 @@ def _run_all(kago, top, bundle, cid, tmp_path):
                         "poststart": [host_hook("poststart")],
                         "poststop": [host_hook("poststop")]}
         cfg["root"] = {"path": str(top / "rootfs"), "readonly": False}
+        # an idmapped mount: host 1000's directory is the container root's
+        cfg["mounts"].append({"destination": "/idm", "type": "bind", "source": str(idsrc),
+                              "options": ["rbind", "ridmap"],
+                              "uidMappings": [{"containerID": 1000, "hostID": UID, "size": 1}],
+                              "gidMappings": [{"containerID": 1000, "hostID": UID, "size": 1}]})
 
-    b = bundle("echo init-ok; id -u; grep ^Seccomp: /proc/self/status; "
+    idsrc = top / "idsrc"
+    idsrc.mkdir()
+    os.chown(idsrc, 1000, 1000)
+    b = bundle("echo init-ok; id -u; stat -c idm=%u:%g /idm; grep ^Seccomp: /proc/self/status; "
                "swapoff /no-such-swap; echo swap=$?; exec sleep 60", edit=edit)
     os.rename(b / "rootfs", top / "rootfs")
     subprocess.run(["chown", "-R", "-h", f"{UID}:{UID}", str(top / "rootfs")], check=True)
@@ -206,6 +214,7 @@ def _run_all(kago, top, bundle, cid, tmp_path):
         kago("start", cid)
         out = read_master(master, "swap=")
         assert "init-ok" in out and "Seccomp:\t2" in out, out
+        assert "idm=0:0" in out, out
         assert "Operation not permitted" in out, out        # the profile's swapoff rule
         st = json.loads(kago("state", cid).stdout)
         pid = st["pid"]

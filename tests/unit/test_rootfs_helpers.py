@@ -4,6 +4,7 @@ tests/integration/test_conformance_rootfs.py)."""
 from kago.process.init import check_spec
 from kago.errors import SpecError
 from kago.rootfs import _unescape, bind_sources
+from kago.rootfs.mounts import idmapping
 
 import pytest
 
@@ -33,3 +34,18 @@ def test_no_mount_namespace_is_allowed_but_not_with_a_user_namespace():
     assert str(e.value) == ("config.json: linux.namespaces: a user namespace needs a mount "
                             "namespace of its own")
     check_spec({}, {"user", "mount"})
+
+
+def test_idmapping_of_a_mount():
+    """(recursive, uidMappings, gidMappings); None mappings: the container's
+    user namespace; empty mappings without an option: not idmapped."""
+    u = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    g = [{"containerID": 0, "hostID": 2000, "size": 1}]
+    bind = {"destination": "/a", "type": "bind", "source": "/a"}
+    assert idmapping(bind) is None
+    assert idmapping(dict(bind, uidMappings=[], gidMappings=[])) is None
+    assert idmapping(dict(bind, uidMappings=u, gidMappings=g)) == (False, u, g)
+    assert idmapping(dict(bind, options=["rbind", "ridmap"], uidMappings=u,
+                          gidMappings=g)) == (True, u, g)
+    assert idmapping(dict(bind, options=["idmap"])) == (False, None, None)
+    assert idmapping(dict(bind, options=["ridmap"], uidMappings=[])) == (True, None, None)

@@ -64,6 +64,19 @@ def test_every_mount_option_is_accepted(feat):
         assert not o.data, f"{opt} would be passed to the filesystem as data"
 
 
+def test_idmapped_mounts_are_a_feature(feat):
+    """runtime-spec features.md: the idmap/ridmap options and
+    linux.mountExtensions.idmap.enabled (containerd and CRI-O read it before
+    they ask for an idmapped mount) - from the table parse_options uses."""
+    from kago.rootfs.mounts import IDMAP, parse_options
+    assert {"idmap", "ridmap"} <= set(feat["mountOptions"])
+    assert feat["linux"]["mountExtensions"] == {"idmap": {"enabled": True}}
+    assert set(IDMAP) == {"idmap", "ridmap"}
+    for opt in IDMAP:
+        o = parse_options(["rbind", opt])
+        assert o.idmap == opt and not o.data and not o.extra
+
+
 def test_an_unknown_mount_option_is_data_not_a_feature(feat):
     from kago.rootfs.mounts import parse_options
     assert "size=1m" not in feat["mountOptions"]

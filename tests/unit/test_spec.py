@@ -261,8 +261,37 @@ BAD = [
     ("mounts.3.options", ["ro", 1], "mounts[3].options[1]", "expected string, got integer"),
     ("mounts.0.type", 1, "mounts[0].type", "expected string, got integer"),
     ("mounts.0.source", False, "mounts[0].source", "expected string, got boolean"),
+    # idmapped mounts: runc 1.2's rules and words (mounts[7] is a bind, no userns)
     ("mounts.2.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}],
-     "mounts[2].uidMappings", "idmapped mounts are not supported yet"),
+     "mounts[2].uidMappings", "id-mapped mounts are only supported for bind-mounts"),
+    ("mounts.2.options", ["idmap"], "mounts[2].options",
+     "id-mapped mounts are only supported for bind-mounts"),
+    ("mounts.7.options", ["rbind", "idmap"], "mounts[7].options",
+     "id-mapped mounts must have both uid and gid mappings specified"),
+    ("mounts.7.options", ["rbind", "ridmap", "idmap"], "mounts[7].options",
+     "idmap and ridmap options are mutually exclusive"),
+    ("mounts.7.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}],
+     "mounts[7].uidMappings", "id-mapped mounts must have both uid and gid mappings"),
+    ("mounts.7.gidMappings", [{"containerID": 0, "hostID": 1000, "size": 1}],
+     "mounts[7].gidMappings", "id-mapped mounts must have both uid and gid mappings"),
+    # the mapping's shape, as the kernel takes a uid_map (mounts and linux alike)
+    ("mounts.7.uidMappings", [{"containerID": 0, "hostID": 4294967295, "size": 1}],
+     "mounts[7].uidMappings[0].hostID", "4294967295 is out of range [0, 4294967294]"),
+    ("mounts.7.uidMappings", [{"containerID": -1, "hostID": 0, "size": 1}],
+     "mounts[7].uidMappings[0].containerID", "out of range"),
+    ("mounts.7.gidMappings", [{"containerID": 4294967290, "hostID": 0, "size": 10}],
+     "mounts[7].gidMappings[0].size", "10 is out of range [1, 5]"),
+    ("mounts.7.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 10},
+                              {"containerID": 5, "hostID": 2000, "size": 10}],
+     "mounts[7].uidMappings[1]",
+     "containerID range 5-14 overlaps mounts[7].uidMappings[0] (0-9)"),
+    ("mounts.7.uidMappings", [{"containerID": 0, "hostID": 1000, "size": 10},
+                              {"containerID": 100, "hostID": 1009, "size": 1}],
+     "mounts[7].uidMappings[1]",
+     "hostID range 1009-1009 overlaps mounts[7].uidMappings[0] (1000-1009)"),
+    ("linux.uidMappings", [{"containerID": i, "hostID": 1000 + i, "size": 1}
+                           for i in range(341)],
+     "linux.uidMappings", "341 ranges: the kernel takes at most 340"),
     ("hooks", [], "hooks", "expected object, got array"),
     ("hooks.prestart", {}, "hooks.prestart", "expected array, got object"),
     ("hooks.prestart.0.path", DELETE, "hooks.prestart[0].path", "is required"),
@@ -410,6 +439,37 @@ def test_mapping_fields():
     del s["linux"]["gidMappings"][0]["hostID"]
     e = err_of(s)
     assert (e.path, e.reason) == ("linux.gidMappings[0].hostID", "is required")
+
+
+def _idmapped(**kw):
+    m = {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind"]}
+    m.update(kw)
+    return m
+
+
+def test_idmapped_mounts_accepted():
+    """What runc 1.2 takes: mappings on a bind (with or without a user
+    namespace, idmap/ridmap or neither), idmap alone with a user namespace
+    (new or joined), and empty mappings without an option on any mount."""
+    maps = [{"containerID": 0, "hostID": 1000, "size": 1},
+            {"containerID": 1, "hostID": 100000, "size": 65535}]
+    for opts in (["rbind"], ["bind", "idmap"], ["rbind", "ridmap"]):
+        s = good()
+        s["mounts"].append(_idmapped(options=opts, uidMappings=maps,
+                                     gidMappings=[dict(m) for m in maps]))
+        kspec.validate(s)
+    s = good()
+    s["mounts"].append(_idmapped(type="tmpfs", options=["nosuid"], uidMappings=[],
+                                 gidMappings=[]))
+    kspec.validate(s)
+    for userns in ({"type": "user"}, {"type": "user", "path": "/proc/1/ns/user"}):
+        s = kspec.default_spec(rootless=True)
+        s["linux"]["namespaces"] = [n for n in s["linux"]["namespaces"]
+                                    if n["type"] != "user"] + [userns]
+        s["mounts"].append(_idmapped(options=["rbind", "ridmap"]))
+        s["mounts"].append(_idmapped(destination="/d2", options=["idmap"],
+                                     uidMappings=[], gidMappings=[]))
+        kspec.validate(s)
 
 
 def test_hostname_needs_uts_namespace():
