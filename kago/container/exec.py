@@ -252,7 +252,7 @@ def _tenant(err_w, process, keep, console_fd, scf=None):
             finally:
                 os.close(master)
                 os.close(console_fd)
-            _debug_stderr_moves(3 + keep)     # fd 2 is the console's from here on
+            _debug_stderr_moves(max(keep, default=2) + 1)   # fd 2 is the console's from here on
             tty.make_controlling(slave, setsid=True)
             os.close(slave)
         if scf is not None:

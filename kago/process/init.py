@@ -177,7 +177,7 @@ def _console(ctx, proc):
     finally:
         os.close(master)
         os.close(ctx.console_fd)
-    _debug_stderr_moves(3 + ctx.keep_fds)     # fd 2 is the console's from here on
+    _debug_stderr_moves(max(ctx.keep_fds, default=2) + 1)   # fd 2 is the console's from here on
     tty.make_controlling(slave, setsid=False)
     os.close(slave)
 
