@@ -1,12 +1,13 @@
 """Device access: ``linux.resources.devices`` rules.
 
-The rules a container gets are the spec's, then runc's default allow list
-(mknod of anything; null, zero, full, random, urandom, tty, ptmx, pts, tun):
-:func:`rules_for`.  As in runc, a ``linux.devices`` entry gets no rule of its
+The rules a container gets are deny-all, the spec's, then runc's default
+allow list (mknod of anything; null, zero, full, random, urandom, tty, ptmx,
+pts, tun): :func:`rules_for` - with or without rules in the spec, as runc.
+As in runc, a ``linux.devices`` entry gets no rule of its
 own: the spec must allow it.
 
-Every rule is checked once at the edge (:func:`check_rules`: create before
-anything is made, ``update`` before the lock): a type of ``a``, ``b`` or
+Every rule is checked once at the edge (kago.spec's validator: config.json
+at create, ``update -r`` before the lock): a type of ``a``, ``b`` or
 ``c``, numbers that fit the kernel's u32, an access made only of ``r``, ``w``
 and ``m`` - nothing else ever reaches devices.allow/deny.
 
@@ -44,13 +45,17 @@ DEFAULT_ALLOW = [
 ]
 
 
+DENY_ALL = {"allow": False, "type": "a", "major": None, "minor": None, "access": "rwm"}
+
+
 def rules_for(linux: dict) -> list:
-    """The device rules for a container with this ``linux`` section ([] if
-    the spec restricts nothing: the cgroup's default is allow-all)."""
+    """The device rules for a container with this ``linux`` section: deny
+    all, the spec's, then runc's default allow list - also when the spec
+    names none (runc: a container never gets the host's devices by default;
+    an allow-all rule of the spec, as a privileged engine sends, still wins)."""
     spec_rules = ((linux.get("resources") or {}).get("devices")) or []
-    if not spec_rules:
-        return []
-    return [dict(r) for r in spec_rules] + [dict(r) for r in DEFAULT_ALLOW]
+    return [dict(DENY_ALL)] + [dict(r) for r in spec_rules] + \
+        [dict(r) for r in DEFAULT_ALLOW]
 
 
 def _num(v):
@@ -64,65 +69,7 @@ def v1_line(r) -> str:
     return f"{t} {_num(r.get('major'))}:{_num(r.get('minor'))} {r.get('access') or 'rwm'}"
 
 
-# ------------------------------------------------------- the rules' check
-_U32 = 0xFFFFFFFF
-
-
-def _show(v):
-    from kago._json import dumps
-    try:
-        return dumps(v)
-    except (TypeError, ValueError):
-        return type(v).__name__
-
-
-def check_rules(rules, path="linux.resources.devices"):
-    """Refuse any rule the kernel would refuse or misread, naming it by its
-    JSON path (:class:`kago.errors.SpecError`).  runc's rules: ``type`` is
-    ``a``, ``b`` or ``c`` (absent: ``a``); ``access`` is not empty (absent:
-    ``rwm``); its letters are ``r``, ``w`` and ``m`` - in any order, repeats
-    allowed, as runc and the kernel take them - and nothing else (runc drops
-    an unknown letter without a word; the kernel refuses ``rwa``)."""
-    from kago.errors import SpecError
-    if rules is None:
-        return
-    if not isinstance(rules, list):
-        raise SpecError(path, "must be an array of device rules")
-    for i, r in enumerate(rules):
-        p = f"{path}[{i}]"
-        if not isinstance(r, dict):
-            raise SpecError(p, "must be an object")
-        allow = r.get("allow")
-        if allow is not None and not isinstance(allow, bool):
-            raise SpecError(p + ".allow", f"{_show(allow)} is not a boolean")
-        t = r.get("type")
-        if t is not None and t not in ("a", "b", "c"):
-            raise SpecError(p + ".type", f"{_show(t)} is not a device type of the devices "
-                                         'cgroup ("a", "b" or "c")')
-        for k in ("major", "minor"):
-            v = r.get(k)
-            if v is None:
-                continue
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise SpecError(f"{p}.{k}", f"{_show(v)} is not an integer")
-            if v > _U32:
-                raise SpecError(f"{p}.{k}", f"{v} is out of range (at most {_U32})")
-        acc = r.get("access")
-        if acc is None:
-            continue
-        if not isinstance(acc, str):
-            raise SpecError(p + ".access", f"{_show(acc)} is not a string")
-        if acc == "":
-            raise SpecError(p + ".access", "cannot be empty")
-        bad = [ch for ch in acc if ch not in _PERM]
-        if bad:
-            raise SpecError(p + ".access", f"{_show(acc)}: {_show(bad[0])} is not a device "
-                                           "access (only r, w and m are)")
-
-
-# ------------------------------------------------ v1: runc's emulator
 _PERM = {"r": 1, "w": 2, "m": 4}
-_ALL = 7
 
 
 def _perms(bits) -> str:
@@ -241,7 +188,7 @@ def _read_list(d):
 
 def v1_apply(d, rules):
     """Make cgroup ``d``'s devices ``rules`` (already through
-    :func:`check_rules`) with the fewest writes; returns the lines written."""
+    the spec's validator) with the fewest writes; returns the lines written."""
     from kago import _debug
     path = os.path.join(d, "devices.list")
     target = _Emulator.from_rules(rules)

@@ -37,9 +37,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     linux = spec.get("linux") or {}
     types = {n["type"] for n in linux.get("namespaces") or ()}
     check_spec(spec, types)
-    if (linux.get("resources") or {}).get("devices"):
-        from kago.cgroups.devices import check_rules
-        check_rules(linux["resources"]["devices"])
     terminal = bool(spec["process"].get("terminal"))
     if terminal and not console_socket and detach:
         raise SpecError("process.terminal",
@@ -104,9 +101,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             raise CgroupError("container's cgroup unexpectedly frozen")
         _debug("cgroup created", path=cg.path, driver=cg.driver)
         resources = dict(linux.get("resources") or {})
-        if resources.get("devices"):
-            from kago.cgroups.devices import rules_for
-            resources["devices"] = rules_for(linux)
+        from kago.cgroups.devices import rules_for   # (always: no rules is not allow-all)
+        resources["devices"] = rules_for(linux)
         cg.apply(resources)
         _debug("cgroup resources written", path=cg.path)
         extra_env = {}

@@ -431,6 +431,8 @@ def _page_size(value, path):
 
 def _dev_access(value, path):
     _check(value, path, str)
+    if not value:
+        raise SpecError(path, "invalid device access \"\": cannot be empty")
     for c in value:
         if c not in "rwm":
             raise SpecError(path, f"invalid device access {json.dumps(value)}: "

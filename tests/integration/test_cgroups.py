@@ -15,6 +15,7 @@ import time
 import pytest
 
 from kago import cgroups
+from tests.integration.helpers import one, wait_file
 
 pytestmark = pytest.mark.cgroupv2
 
@@ -253,6 +254,37 @@ def test_denied_device_cannot_be_opened(bundle, run_kago, cid, state_root):
         lines = cgread(state_root, cid, "devices/devices.list", "") \
             if os.path.exists(state_root / cid) else ""
         assert "c 1:11 w" in lines or lines == ""
+
+
+def test_no_device_rules_is_not_the_hosts_every_device(bundle, run_kago, cid, state_root,
+                                                       tmp_path, wait_until):
+    """A config without resources.devices gets runc's default list, not an
+    allow-all cgroup: with CAP_MKNOD the container can make a node of a host
+    disk or of /dev/mem, but never open it (checked inside and in the host's
+    devices cgroup)."""
+    disk = os.stat("/").st_dev
+    major, minor = os.major(disk), os.minor(disk)
+    caps = ["CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_CHOWN"]
+    out_path = tmp_path / "out"
+    b = bundle(f"mknod /dev/kt-disk b {major} {minor} && echo made=disk; "
+               "mknod /dev/kt-mem c 1 1 && echo made=mem; "
+               "(head -c1 /dev/kt-disk >/dev/null) 2>&1 | sed 's/^/disk:/'; "
+               "(head -c1 /dev/kt-mem >/dev/null) 2>&1 | sed 's/^/mem:/'; "
+               "echo x > /dev/null && echo null=ok; echo done; exec sleep 300",
+               linux={"resources": {}},
+               process={"capabilities": {k: caps for k in
+                                         ("bounding", "effective", "permitted")}})
+    with open(out_path, "w") as out:
+        run_kago("run", "-d", "-b", b, cid, stdout=out)
+    text = wait_file(wait_until, out_path, "done")
+    assert "made=disk" in text and "made=mem" in text, text
+    assert "disk:" in text and "Operation not permitted" in one(text, "disk:"), text
+    assert "Operation not permitted" in one(text, "mem:"), text
+    assert one(text, "null=") == "ok"
+    if not V2:
+        lines = cgread(state_root, cid, "devices/devices.list", "").splitlines()
+        assert "a *:* rwm" not in lines and "c 1:3 rwm" in lines, lines
+    run_kago("delete", "--force", cid)
 
 
 # ------------------------------------------------------------------ freezer

@@ -112,10 +112,10 @@ def test_update_devices_minimal_transition(bundle, run_kago, cid, state_root, tm
 
 @v1_only
 @pytest.mark.parametrize("access,why", [
-    ("rwa", '"a" is not a device access'),
-    ("RWM", '"R" is not a device access'),
+    ("rwa", 'invalid device access "rwa": only r, w and m'),
+    ("RWM", 'invalid device access "RWM": only r, w and m'),
     ("", "cannot be empty"),
-    ("r w", '" " is not a device access'),
+    ("r w", 'invalid device access "r w": only r, w and m'),
 ])
 def test_update_refuses_bad_access(bundle, run_kago, cid, state_root, tmp_path, access, why):
     b = bundle("sleep 100", linux={"devices": [FUSE],
@@ -139,6 +139,6 @@ def test_create_refuses_bad_access(bundle, run_kago, cid, assert_clean):
         DENY_ALL, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]}})
     r = run_kago("create", "-b", b, cid, check=False)
     assert r.returncode == 1
-    assert ('config.json: linux.resources.devices[1].access: "rwa": "a" is not a '
-            "device access") in r.stderr.replace('\\"', '"'), r.stderr
+    assert ('config.json: linux.resources.devices[1].access: invalid device access "rwa": '
+            "only r, w and m") in r.stderr.replace('\\"', '"'), r.stderr
     assert_clean()

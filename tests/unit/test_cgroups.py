@@ -359,28 +359,38 @@ def test_v1_devices_hole_in_wildcard(v1, rec, monkeypatch):
 
 
 @pytest.mark.parametrize("rule,path,why", [
-    ({"access": "rwa"}, "[0].access", '"rwa": "a" is not a device access'),
+    ({"access": "rwa"}, "[0].access", 'invalid device access "rwa": only r, w and m'),
     ({"access": ""}, "[0].access", "cannot be empty"),
-    ({"access": 7}, "[0].access", "7 is not a string"),
-    ({"type": "u"}, "[0].type", '"u" is not a device type'),
+    ({"access": 7}, "[0].access", "expected string"),
+    ({"type": "u"}, "[0].type", 'invalid device type "u"'),
     ({"major": 1 << 32}, "[0].major", "out of range"),
-    ({"minor": "1"}, "[0].minor", '"1" is not an integer'),
-    ({"allow": 1}, "[0].allow", "1 is not a boolean"),
+    ({"minor": "1"}, "[0].minor", "expected integer"),
+    ({"allow": 1}, "[0].allow", "expected boolean"),
 ])
 def test_device_rules_checked(rule, path, why):
+    """One edge for device rules: the spec's validator (create and update -r)."""
     from kago.errors import SpecError
+    from kago.spec import validate_resources
     with pytest.raises(SpecError) as ei:
-        devices.check_rules([{"allow": True, "type": "c", "major": 1, "minor": 11, **rule}])
+        validate_resources({"devices": [{"allow": True, "type": "c", "major": 1, "minor": 11,
+                                         **rule}]})
     assert ei.value.path == "linux.resources.devices" + path
     assert why in ei.value.reason
     for ok in ("rwm", "mrw", "rr", "w"):      # any order, repeats: as runc and the kernel
-        devices.check_rules([{"allow": True, "type": "c", "access": ok}])
-    devices.check_rules([{"allow": False}])    # access absent: rwm
+        validate_resources({"devices": [{"allow": True, "type": "c", "access": ok}]})
+    validate_resources({"devices": [{"allow": False}]})    # access absent: rwm
 
 
-def test_no_device_rules_no_restriction():
-    assert devices.rules_for({}) == []
-    assert devices.rules_for({"resources": {"devices": []}}) == []
+def test_no_device_rules_still_restricts_to_the_default_list():
+    """As runc: no rules in the spec is deny-all + the default allow list, not
+    the host's every device."""
+    for linux in ({}, {"resources": {"devices": []}}):
+        rules = devices.rules_for(linux)
+        assert rules[0] == devices.DENY_ALL
+        assert rules[1:] == devices.DEFAULT_ALLOW
+    # a privileged engine's allow-all still wins: it comes after the deny-all
+    rules = devices.rules_for({"resources": {"devices": [{"allow": True, "access": "rwm"}]}})
+    assert rules[:2] == [devices.DENY_ALL, {"allow": True, "access": "rwm"}]
 
 
 # ------------------------------------------------------------------ v2
