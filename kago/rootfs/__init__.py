@@ -77,6 +77,12 @@ def send_bind_sources(ns_pid, spec, bundle, ch):
     if pid == 0:
         code = 1
         try:
+            if os.geteuid() != 0:
+                # an ordinary user may enter a mount namespace only from the
+                # user namespace that owns it (its own: the caller's access,
+                # plus what the user has over the ids it mapped anyway)
+                ufd = os.open(f"/proc/{ns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+                ksys.setns(ufd, ksys.CLONE_NEWUSER, "the container's user namespace")
             nsfd = os.open(f"/proc/{ns_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             ksys.setns(nsfd, ksys.CLONE_NEWNS, "the container's mount namespace")
             fds = []
