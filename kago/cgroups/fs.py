@@ -430,21 +430,34 @@ def prewarm_done():
 # --- rootless ----------------------------------------------------------------
 # runc's order of the v1 subsystems: the first one a resource needs names the
 # error when the container has no cgroup in its hierarchy
-_V1_NEED = (("cpuset", lambda r: (r.get("cpu") or {}).get("cpus") or (r.get("cpu") or {}).get("mems")),
-            ("memory", lambda r: r.get("memory")),
-            ("cpu", lambda r: r.get("cpu")),
-            ("pids", lambda r: (r.get("pids") or {}).get("limit", 0) != 0 and r.get("pids")),
-            ("blkio", lambda r: r.get("blockIO")),
-            ("hugetlb", lambda r: r.get("hugepageLimits")),
-            ("net_cls", lambda r: (r.get("network") or {}).get("classID")),
-            ("net_prio", lambda r: (r.get("network") or {}).get("priorities")),
-            ("rdma", lambda r: r.get("rdma")),
-            ("unified", lambda r: r.get("unified")))
+def _set(v) -> bool:
+    """Does a resources value ask for anything?  Engines send zeros and empty
+    objects for what they leave alone (runc writes nothing for those)."""
+    if isinstance(v, dict):
+        return any(_set(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return bool(v)
+    return v not in (None, 0, "", False)
+
+
+_V1_NEED = (("cpuset", lambda r: _set((r.get("cpu") or {}).get("cpus"))
+             or _set((r.get("cpu") or {}).get("mems"))),
+            ("memory", lambda r: _set(r.get("memory"))),
+            ("cpu", lambda r: _set({k: v for k, v in (r.get("cpu") or {}).items()
+                                    if k not in ("cpus", "mems")})),
+            ("pids", lambda r: _set(r.get("pids"))),
+            ("blkio", lambda r: _set(r.get("blockIO"))),
+            ("hugetlb", lambda r: _set(r.get("hugepageLimits"))),
+            ("net_cls", lambda r: _set((r.get("network") or {}).get("classID"))),
+            ("net_prio", lambda r: _set((r.get("network") or {}).get("priorities"))),
+            ("rdma", lambda r: _set(r.get("rdma"))),
+            ("unified", lambda r: _set(r.get("unified"))))
 
 
 def needed_controllers(r) -> list:
-    """The v1 controllers ``linux.resources`` ``r`` writes to (devices aside:
-    a rootless container has no device cgroup of its own, as runc)."""
+    """The v1 controllers ``linux.resources`` ``r`` asks something of, in
+    runc's order (devices aside: a rootless container has no device cgroup of
+    its own, as runc)."""
     return [c for c, need in _V1_NEED if need(r or {})]
 
 

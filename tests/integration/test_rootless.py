@@ -554,3 +554,61 @@ def test_v2_not_delegated(rl, cid):
     assert "rootless needs no limits + no cgrouppath when no permission is granted " \
            "for cgroups: mkdir /sys/fs/cgroup/" in p.stderr, p.stderr
     assert not any(cid in d for d in os.listdir("/sys/fs/cgroup"))
+
+
+@pytest.mark.skipif(V2, reason="cgroup v1 delegation; v2: test_v2_delegated_subtree_*")
+def test_v1_delegated_hierarchies(rl, cid):
+    """v1 with the memory and freezer hierarchies delegated (a subtree
+    chowned to the user, the user's process in it) and the others not: the
+    container gets a cgroup in those two only (runc's rootless manager), the
+    memory limit holds there, pause/resume work, a limit of a hierarchy not
+    delegated is runc's error, and delete removes what it made."""
+    name = f"kago-rl-{uuid.uuid4().hex[:8]}"
+    hier = ("memory", "freezer")
+    delegs = [f"/sys/fs/cgroup/{h}/{name}" for h in hier]
+    for h in hier:
+        if not os.path.isdir(f"/sys/fs/cgroup/{h}"):
+            pytest.skip(f"no v1 {h} hierarchy")
+    try:
+        for d in delegs:
+            os.makedirs(f"{d}/shell")
+            for p in (d, f"{d}/cgroup.procs", f"{d}/shell", f"{d}/shell/cgroup.procs",
+                      f"{d}/shell/tasks"):
+                os.chown(p, rl.uid, rl.gid)
+        limit = 48 << 20
+        b = rl.bundle("sleep 60", edit=lambda c: c["linux"].update(
+            resources={"memory": {"limit": limit}}))
+        join = " && ".join(f"echo $$ > {d}/shell/cgroup.procs" for d in delegs)
+        in_shell = ["sh", "-c", f'{join} && exec "$@"', "sh"]
+        rl.as_user([rl.kago_bin, "run", "-d", "--bundle", b, cid], prefix=in_shell)
+        pid = json.loads(rl.kago("state", cid).stdout)["pid"]
+        mine = {h: f"{d}/shell/{cid}" for h, d in zip(hier, delegs)}
+        cgs = dict((ln.split(":")[1], ln.split(":", 2)[2]) for ln in _own_cgroups(pid))
+        for h in hier:
+            assert "/sys/fs/cgroup/" + h + cgs[h] == mine[h], cgs
+        assert cgs["pids"] == [ln.split(":", 2)[2] for ln in _own_cgroups(os.getpid())
+                               if ln.split(":")[1] == "pids"][0]     # not delegated: ours
+        assert int(Path(f"{mine['memory']}/memory.limit_in_bytes").read_text()) == limit
+        rl.kago("pause", cid)
+        assert Path(f"{mine['freezer']}/freezer.state").read_text().strip() == "FROZEN"
+        assert json.loads(rl.kago("state", cid).stdout)["status"] == "paused"
+        rl.kago("resume", cid)
+        assert Path(f"{mine['freezer']}/freezer.state").read_text().strip() == "THAWED"
+        rl.kago("update", "--memory", "64M", cid)
+        assert int(Path(f"{mine['memory']}/memory.limit_in_bytes").read_text()) == 64 << 20
+        p = rl.kago("update", "--pids-limit", "10", cid, check=False)
+        assert p.returncode == 1
+        assert "cannot set pids limit: container could not join or create cgroup" in p.stderr
+        rl.kago("delete", "--force", cid)
+        assert not any(os.path.exists(d) for d in mine.values())
+    finally:
+        for d in delegs:
+            for sub in (f"{d}/shell/{cid}", f"{d}/shell", d):
+                for _ in range(100):
+                    try:
+                        os.rmdir(sub)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.05)

@@ -116,6 +116,8 @@ def test_rootless_view_nothing_writable(tmp_path, monkeypatch):
     v = fs.rootless_view(_v1(tmp_path), {})
     assert v.driver == "none" and v.dirs == {}
     v.apply({})                                  # no limits: fine
+    v.apply({"memory": {"limit": 0, "swappiness": None}, "cpu": {"shares": 0},
+             "pids": {"limit": 0}, "blockIO": {}})   # zeros an engine sends: fine
     v.apply({"devices": [{"allow": False, "access": "rwm"}]})   # devices: ignored
     for r, ctrl in (({"memory": {"limit": 1}}, "memory"),
                     ({"cpu": {"cpus": "0"}}, "cpuset"),
