@@ -394,6 +394,11 @@ def test_every_verb_as_the_user(rl, cid):
         sum(ln.endswith(" sleep 60") for ln in table.splitlines()) == 2, table
     ev = json.loads(rl.kago("events", "--stats", cid).stdout)
     assert ev["type"] == "stats" and ev["id"] == cid
+    # the stream too: a stats event every interval until stopped (here: killed by timeout)
+    p = rl.as_user(["timeout", "-s", "KILL", str(2.5 * SLOW), rl.kago_bin, "events",
+                    "--interval", "1s", cid], check=False)
+    evs = [json.loads(ln) for ln in p.stdout.splitlines()]
+    assert len(evs) >= 2 and all(e["type"] == "stats" and e["id"] == cid for e in evs), p
     assert "kagotest" in rl.kago("list").stdout
     rl.kago("kill", "--all", cid, "KILL")
     deadline = time.monotonic() + 10 * SLOW
