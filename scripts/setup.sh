@@ -12,9 +12,11 @@
 #      read-only copy of the real interpreter binary (never a pyenv shim)
 #   5. venvs /opt/kago/venv-3.12 and venv-3.13 with pytest, for the unit tests,
 #      where those interpreters exist
-#   6. the demo bundle /var/lib/kago/demo-bundle, and a real container run from it
+#   6. the unprivileged test user kagotest (no home, no login shell, no password)
+#      with /etc/subuid and /etc/subgid ranges, for the rootless tests
+#   7. the demo bundle /var/lib/kago/demo-bundle, and a real container run from it
 #
-# --quiet: print only warnings and errors.  --no-demo: skip step 6.
+# --quiet: print only warnings and errors.  --no-demo: skip step 7.
 # Environment: KAGO_PREFIX (default /opt/kago), KAGO_LAUNCHER (/usr/local/bin/kago).
 set -euo pipefail
 
@@ -28,14 +30,15 @@ TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1" "hypothesis>=6.80")   # hypothesi
 APT_PACKAGES=(busybox-static libseccomp2 runc crun tmux python3 python3-venv
               iproute2 util-linux procps psmisc time strace          # bench: peak RSS, profile
               qemu-system-x86 cpio dbus-daemon python3-dbusmock   # cgroup v2 VM; systemd mock
-              podman conmon containerd docker.io)                 # tests/engines
+              podman conmon containerd docker.io                  # tests/engines
+              uidmap)                                             # rootless: newuidmap/newgidmap
 
 quiet=0 demo=1
 for a in "$@"; do
     case "$a" in
         --quiet|-q) quiet=1 ;;
         --no-demo) demo=0 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
@@ -228,7 +231,28 @@ for v in 3.12 3.13; do
     fi
 done
 
-# ---- 6. the demo -----------------------------------------------------------------------
+# ---- 6. the rootless test user ---------------------------------------------------------
+# tests/integration/test_rootless.py and tests/engines run kago (and rootless
+# podman) as this user.  Made here, once, not by the tests: several test runs
+# (one per prefix, and the cgroup-v2 VM, which sees this host's /etc) share it,
+# and a fixture's useradd/userdel would race between them.  Idempotent.
+TESTUSER=kagotest SUBID_START=1200000 SUBID_COUNT=65536
+exec 8>/run/lock/kago-testuser.lock     # one setup.sh of any prefix at a time here
+flock -w 60 8 || die "gave up waiting for /run/lock/kago-testuser.lock"
+if ! getent passwd "$TESTUSER" >/dev/null; then
+    say "test user $TESTUSER"
+    quietly useradd --system --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin --user-group "$TESTUSER"
+fi
+for f in /etc/subuid /etc/subgid; do
+    if ! grep -q "^$TESTUSER:" "$f" 2>/dev/null; then
+        info "$f: $TESTUSER:$SUBID_START:$SUBID_COUNT"
+        echo "$TESTUSER:$SUBID_START:$SUBID_COUNT" >> "$f"
+    fi
+done
+exec 8>&-
+
+# ---- 7. the demo -----------------------------------------------------------------------
 if [ "$demo" = 1 ]; then
     say "demo bundle $DEMO (busybox rootfs, hostname kago-demo)"
     mkdir -p "$(dirname "$DEMO")"

@@ -183,6 +183,9 @@ def load(d: dict):
     if driver == "systemd":
         from kago.cgroups.systemd import SystemdManager
         return SystemdManager.from_json(d)
+    if driver == "none":       # rootless, no cgroup of its own
+        from kago.cgroups.fs import NoCgroup
+        return NoCgroup.from_json(d)
     if driver == "v2":
         from kago.cgroups.v2 import V2Manager
         return V2Manager.from_json(d)

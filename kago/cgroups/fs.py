@@ -425,3 +425,121 @@ def prewarm_done():
                     _write_bytes(path, str(os.getpid()).encode())
             except (OSError, ValueError):
                 pass
+
+
+# --- rootless ----------------------------------------------------------------
+# runc's order of the v1 subsystems: the first one a resource needs names the
+# error when the container has no cgroup in its hierarchy
+def _set(v) -> bool:
+    """Does a resources value ask for anything?  Engines send zeros and empty
+    objects for what they leave alone (runc writes nothing for those)."""
+    if isinstance(v, dict):
+        return any(_set(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return bool(v)
+    return v not in (None, 0, "", False)
+
+
+_V1_NEED = (("cpuset", lambda r: _set((r.get("cpu") or {}).get("cpus"))
+             or _set((r.get("cpu") or {}).get("mems"))),
+            ("memory", lambda r: _set(r.get("memory"))),
+            ("cpu", lambda r: _set({k: v for k, v in (r.get("cpu") or {}).items()
+                                    if k not in ("cpus", "mems")})),
+            ("pids", lambda r: _set(r.get("pids"))),
+            ("blkio", lambda r: _set(r.get("blockIO"))),
+            ("hugetlb", lambda r: _set(r.get("hugepageLimits"))),
+            ("net_cls", lambda r: _set((r.get("network") or {}).get("classID"))),
+            ("net_prio", lambda r: _set((r.get("network") or {}).get("priorities"))),
+            ("rdma", lambda r: _set(r.get("rdma"))),
+            ("unified", lambda r: _set(r.get("unified"))))
+
+
+def needed_controllers(r) -> list:
+    """The v1 controllers ``linux.resources`` ``r`` asks something of, in
+    runc's order (devices aside: a rootless container has no device cgroup of
+    its own, as runc)."""
+    return [c for c, need in _V1_NEED if need(r or {})]
+
+
+def writable(d, mp) -> bool:
+    """Can this process make (or join) the cgroup ``d`` of the hierarchy
+    ``mp``?  Its nearest existing ancestor (or, when ``d`` exists, its
+    cgroup.procs) writable by us: a delegated subtree (chowned to the user,
+    as systemd's Delegate=yes), never a root-owned hierarchy."""
+    if os.path.isdir(d):
+        return os.access(os.path.join(d, "cgroup.procs"), os.W_OK)
+    cur = d
+    while not os.path.isdir(cur):
+        if cur == mp or cur == "/":
+            return False
+        cur = os.path.dirname(cur)
+    return os.access(cur, os.W_OK | os.X_OK)
+
+
+class NoCgroup(FsManager):
+    """A rootless container without a cgroup of its own (runc's rootless
+    cgroup manager where the caller can write no cgroup): its processes stay
+    in the caller's cgroup.  Limits are refused with runc's error; pause and
+    resume too.  ``why``: the error for limits (v1: None, runc's per
+    controller words)."""
+
+    driver = "none"
+
+    def __init__(self, path, dirs=None, why=None):
+        super().__init__(path, {})
+        self.why = why
+
+    def to_json(self) -> dict:
+        d = super().to_json()
+        if self.why:
+            d["why"] = self.why
+        return d
+
+    @classmethod
+    def from_json(cls, d):
+        w = d.get("why")
+        return cls(d["path"], None, w if type(w) is str else None)
+
+    def apply(self, r: dict, update: bool = False):
+        need = needed_controllers(r)
+        if not need:
+            return
+        if self.why:
+            raise _error(self.why)
+        raise _error(f"cannot set {need[0]} limit: container could not join or create cgroup")
+
+    def freeze(self):
+        raise _error("cannot toggle freezer: cgroups not configured for container")
+
+    def stats(self) -> dict:
+        from kago.cgroups.stats import v1_stats
+        return v1_stats({})
+
+    def oom_kills(self) -> int:
+        return 0
+
+    def oom_notifier(self):
+        return None
+
+
+def rootless_view(cg, resources):
+    """runc's rootless cgroup manager for a container without a cgroupsPath:
+    the hierarchies where the caller can't make the container's cgroup are
+    left out (the container stays in the caller's cgroup there).  Returns
+    ``cg`` (every one writable), ``cg`` without them (v1), or a
+    :class:`NoCgroup`; limits needing a dropped controller are refused, at
+    once for v2 as runc (``rootless needs no limits ...``), on apply for v1."""
+    gone = [mp for mp, d in cg.dirs.items() if not writable(d, mp)]
+    if not gone:
+        return cg
+    if cg.driver == "v2":
+        d = cg.dirs[gone[0]]
+        why = ("rootless needs no limits + no cgrouppath when no permission is granted "
+               f"for cgroups: mkdir {d}: permission denied")
+        if needed_controllers(resources):
+            raise _error(why, d)
+        return NoCgroup(cg.path, None, why)
+    if len(gone) == len(cg.dirs):
+        return NoCgroup(cg.path)
+    cg.drop(gone)
+    return cg

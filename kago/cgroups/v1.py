@@ -67,6 +67,16 @@ class V1Manager(FsManager):
                 for c in os.path.basename(mp).split(","):
                     subsys.setdefault(c, d)
         self.subsys = subsys
+        self.dropped = []     # rootless: controllers without a cgroup of ours
+
+    def drop(self, mountpoints):
+        """Rootless: no cgroup of ours in these hierarchies (see
+        :func:`kago.cgroups.fs.rootless_view`)."""
+        for mp in mountpoints:
+            d = self.dirs.pop(mp)
+            for c in [c for c, cd in self.subsys.items() if cd == d]:
+                del self.subsys[c]
+                self.dropped.append(c)
 
     @classmethod
     def for_path(cls, path, mountinfo="/proc/self/mountinfo", own_cgroups=None):
@@ -87,11 +97,17 @@ class V1Manager(FsManager):
     def to_json(self):
         d = super().to_json()
         d["subsys"] = self.subsys
+        if self.dropped:
+            d["dropped"] = self.dropped
         return d
 
     @classmethod
     def from_json(cls, d):
-        return cls(d["path"], d.get("dirs") or {}, d.get("subsys"))
+        m = cls(d["path"], d.get("dirs") or {}, d.get("subsys"))
+        dropped = d.get("dropped")
+        if type(dropped) is list:
+            m.dropped = [c for c in dropped if type(c) is str]
+        return m
 
     def _controller_dirs(self):
         return self.subsys
@@ -102,6 +118,8 @@ class V1Manager(FsManager):
 
     def _dir(self, ctrl, what):
         d = self.subsys.get(ctrl)
+        if d is None and ctrl in self.dropped:
+            raise _error(f"cannot set {ctrl} limit: container could not join or create cgroup")
         if d is None:
             raise unsupported(what, f"the {ctrl} cgroup controller is not mounted "
                                     "on this host")
@@ -314,6 +332,8 @@ class V1Manager(FsManager):
     # --- freezer -------------------------------------------------------------
     def freeze(self):
         from kago.cgroups.freezer import v1_freeze
+        if "freezer" in self.dropped:
+            raise _error("cannot toggle freezer: cgroups not configured for container")
         v1_freeze(self._dir("freezer", "freezer"))
 
     def thaw(self):

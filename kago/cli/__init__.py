@@ -133,6 +133,10 @@ def _before(inv):
             log.error("Option --root argument should not be set to /")
             return 1
         g["root"] = root
+    elif inv.command not in _NO_STATE and inv.action != "help":
+        err = _default_root(g)
+        if err:
+            return err
     if not g["log"] and not g["debug"] and g["log_format"] in ("text", "") \
             and "kago.log" not in sys.modules:
         # kago.log's defaults (text on stderr, info) and no earlier run() in
@@ -150,6 +154,52 @@ def _before(inv):
         log.configure(None, g["log_format"], g["debug"])
         log.error(f"open {os_error_text(e)}")
         return 1
+    return 0
+
+
+# commands that never touch the state root
+_NO_STATE = (None, "spec", "features", "help", "h")
+
+
+def _default_root(g):
+    """No ``--root``: runc's default.  ``$XDG_RUNTIME_DIR/kago`` (made 0700 and
+    sticky, as runc does) for a non-root caller and for root in a user
+    namespace (:func:`kago.userns.honor_xdg`), else /run/kago.  A non-root
+    caller without ``$XDG_RUNTIME_DIR`` gets an error naming it (runc would
+    fail on /run/runc's permissions instead).  0 or 1."""
+    from kago import _os as os
+    xdg = os.getenv("XDG_RUNTIME_DIR") or ""
+    if os.geteuid() == 0 and not xdg:
+        return 0                      # the common case: nothing to read
+    from kago.userns import honor_xdg
+    if not honor_xdg():
+        return 0
+    from kago import log
+    if not xdg:
+        if os.geteuid() == 0:
+            return 0
+        log.configure(None, "text", g["debug"])
+        log.error("$XDG_RUNTIME_DIR is not set: a non-root user's container state "
+                  "goes in $XDG_RUNTIME_DIR/kago; set XDG_RUNTIME_DIR or use --root")
+        return 1
+    root = os.path.abspath(os.path.join(xdg, "kago"))
+    try:
+        os.makedirs(root, 0o700, exist_ok=True)
+    except OSError as e:
+        _stderr("the path in $XDG_RUNTIME_DIR must be writable by the user\n")
+        from kago.cli.commands import os_error_text
+        log.configure(None, "text", g["debug"])
+        log.error(f"mkdir {os_error_text(e)}")
+        return 1
+    try:
+        os.chmod(root, 0o1700)
+    except OSError as e:
+        _stderr("you should check permission of the path in $XDG_RUNTIME_DIR\n")
+        from kago.cli.commands import os_error_text
+        log.configure(None, "text", g["debug"])
+        log.error(f"chmod {os_error_text(e)}")
+        return 1
+    g["root"] = root
     return 0
 
 

@@ -70,7 +70,8 @@ def _build(inv, detach):
     pid_file = os.path.abspath(o["pid_file"]) if o["pid_file"] else None
     console_socket = os.path.join(bundle, o["console_socket"]) if o["console_socket"] else None
     builder = lib.ContainerBuilder(inv.args[0], root=inv.root,
-                                   systemd_cgroup=inv.globals["systemd_cgroup"])
+                                   systemd_cgroup=inv.globals["systemd_cgroup"],
+                                   rootless=inv.globals["rootless"])
     return builder.as_init(bundle, pid_file=pid_file, console_socket=console_socket,
                            no_pivot=o["no_pivot"], no_new_keyring=o["no_new_keyring"],
                            preserve_fds=o["preserve_fds"], detach=detach,

@@ -10,11 +10,17 @@ from kago.container.state import DEFAULT_ROOT, validate_id
 class ContainerBuilder:
     """Names a container and its state root; choose what to build next."""
 
-    def __init__(self, id: str, root: str = DEFAULT_ROOT, systemd_cgroup: bool = False):
+    def __init__(self, id: str, root: str = DEFAULT_ROOT, systemd_cgroup: bool = False,
+                 rootless="auto"):
+        """``rootless``: the global ``--rootless`` (``"auto"``, ``"true"``,
+        ``"false"`` or a bool; :func:`kago.userns.rootless_cgroups`): may
+        the container go without a cgroup of its own where the caller can't
+        make one?"""
         validate_id(id)
         self.id = id
         self.root = root
         self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
 
     def as_init(self, bundle: str, *, pid_file=None, console_socket=None,
                 no_pivot=False, no_new_keyring=False, preserve_fds=0,
@@ -46,4 +52,4 @@ class InitBuilder:
         from kago.container.create import create
         p = self.parent
         return create(p.root, p.id, self.bundle, systemd_cgroup=p.systemd_cgroup,
-                      **self.opts)
+                      rootless=p.rootless, **self.opts)

@@ -220,7 +220,10 @@ class Container:
 
     def processes(self) -> list:
         """Host pids of every process in the container's cgroup."""
-        return sorted(self._cgroup().pids())
+        cg = self._cgroup()
+        if cg.driver == "none":       # rootless, no cgroup: init's pid namespace
+            return sorted(pidns_members(self.pid, self.config().get("namespaces", [])))
+        return sorted(cg.pids())
 
     def ps(self, fmt: str = "table", ps_args=None) -> str:
         """``kago ps``: the processes as a ps table or a JSON pid array."""
@@ -257,3 +260,29 @@ class Container:
 
     def __repr__(self):
         return f"<Container {self.id} {self.status}>"
+
+
+def pidns_members(pid, namespaces) -> list:
+    """A container without a cgroup of its own (rootless): init and, with a
+    pid namespace of its own, every process in that namespace (what this
+    caller may inspect: a user's container, in a user namespace it owns)."""
+    if not pid:
+        return []
+    from kago.container.state import own_pidns
+    if not own_pidns(namespaces):
+        return [pid]
+    try:
+        st = os.stat(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            s = os.stat(f"/proc/{name}/ns/pid")
+        except OSError:
+            continue
+        if s.st_ino == st.st_ino and s.st_dev == st.st_dev:
+            out.append(int(name))
+    return out

@@ -14,7 +14,7 @@ def _run_hooks(kind, hooks, state):
 
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, detach=True, systemd_cgroup=False,
-           notify_socket=None):
+           notify_socket=None, rootless="auto"):
     from kago import spec as _spec
     from kago.container.container import Container
     from kago.process.init import check_spec
@@ -37,6 +37,11 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     linux = spec.get("linux") or {}
     types = {n["type"] for n in linux.get("namespaces") or ()}
     check_spec(spec, types)
+    if type(rootless) is not bool:
+        from kago.userns import rootless_cgroups
+        rootless = rootless_cgroups(rootless, systemd_cgroup)
+    if os.geteuid() != 0:
+        _check_rootless_euid(spec, types)
     terminal = bool(spec["process"].get("terminal"))
     if terminal and not console_socket and detach:
         raise SpecError("process.terminal",
@@ -70,7 +75,15 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         # 0622 whatever the umask: init may write it as another uid (user ns)
         os.chmod(os.path.join(state_dir, _st.FIFO), 0o622)
         from kago.cgroups import default_path, manager_for
-        new_cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup, cid)
+        given = linux.get("cgroupsPath")
+        # rootless without a cgroupsPath: runc's default, <id> under the
+        # caller's own cgroup (v2: its parent, the delegated subtree)
+        loose = rootless and not given and not systemd_cgroup
+        new_cg = manager_for(given or (cid if loose else default_path(cid)),
+                             systemd_cgroup, cid)
+        if loose:
+            from kago.cgroups.fs import rootless_view
+            new_cg = rootless_view(new_cg, linux.get("resources"))
         made = _check_cgroup(new_cg)
         namespaces = linux.get("namespaces") or []
         cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
@@ -101,8 +114,14 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             raise CgroupError("container's cgroup unexpectedly frozen")
         _debug("cgroup created", path=cg.path, driver=cg.driver)
         resources = dict(linux.get("resources") or {})
-        from kago.cgroups.devices import rules_for   # (always: no rules is not allow-all)
-        resources["devices"] = rules_for(linux)
+        if rootless:
+            # no device cgroup for a rootless container (runc ignores its
+            # errors): v2's filter needs CAP_SYS_ADMIN on the host, and in a
+            # user namespace no device node can be made anyway
+            resources.pop("devices", None)
+        else:
+            from kago.cgroups.devices import rules_for   # (always: no rules is not allow-all)
+            resources["devices"] = rules_for(linux)
         cg.apply(resources)
         _debug("cgroup resources written", path=cg.path)
         extra_env = {}
@@ -163,6 +182,37 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         raise
     finally:
         lock.__exit__()
+
+
+def _check_rootless_euid(spec, types):
+    """runc's validator for a caller that is not root: a user namespace
+    with uid and gid mappings, and no uid=/gid= mount option outside them."""
+    linux = spec.get("linux") or {}
+    if "user" not in types:
+        raise SpecError("linux.namespaces", "rootless container requires user namespaces")
+    joined = any(n["type"] == "user" and n.get("path") for n in linux.get("namespaces") or ())
+    if joined:
+        return
+    if not linux.get("uidMappings"):
+        raise SpecError("linux.uidMappings",
+                        "rootless containers requires at least one UID mapping")
+    if not linux.get("gidMappings"):
+        raise SpecError("linux.gidMappings",
+                        "rootless containers requires at least one GID mapping")
+    for i, m in enumerate(spec.get("mounts") or ()):
+        for o in m.get("options") or ():
+            for key, maps in (("uid=", "uidMappings"), ("gid=", "gidMappings")):
+                if not o.startswith(key):
+                    continue
+                try:
+                    v = int(o[4:])
+                except ValueError:
+                    continue
+                if not any(r["containerID"] <= v < r["containerID"] + r["size"]
+                           for r in linux[maps]):
+                    raise SpecError(f"mounts[{i}].options",
+                                    f"cannot specify {key} mount options for unmapped "
+                                    f"{key[:3]} in rootless containers")
 
 
 def _check_cgroup(cg) -> bool:

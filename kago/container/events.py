@@ -45,7 +45,8 @@ def _loop(c, cg, interval):
         while True:
             now = time.monotonic()
             if now >= next_stats:
-                if c.status == "stopped" or not cg.exists():
+                # (a rootless container without a cgroup has no directory to lose)
+                if c.status == "stopped" or (cg.dirs and not cg.exists()):
                     return
                 try:
                     data = cg.stats()

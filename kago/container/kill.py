@@ -9,6 +9,13 @@ def kill(c, signal="SIGTERM", all=False):
     if all:
         cg = c._cgroup()
         cfg = c.config()
+        if cg.driver == "none":         # rootless, no cgroup: init's pid namespace
+            for p in c.processes():
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
+            return
         if cfg.get("cgroup_made", True) or not _own_pidns(cfg):
             cg.signal_all(sig)          # every member is the container's
         else:

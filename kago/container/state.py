@@ -171,6 +171,8 @@ def _cgroup_json_ok(c) -> bool:
     if c.get("driver") == "systemd":
         return type(c.get("slice")) is str and type(c.get("unit")) is str \
             and _cgroup_json_ok(c.get("fs")) and cgroup_dirs_ok(c.get("dirs", {}))
+    if c.get("driver") == "none":       # rootless: no cgroup of its own
+        return c.get("dirs", {}) == {}
     if c.get("driver") not in (None, "v1", "v2"):
         return False
     return cgroup_dirs_ok(c.get("dirs", {})) and \

@@ -81,7 +81,15 @@ def apply(proc: dict, extra_env: dict, keep_fds=(), seccomp=None):
     groups = user.get("additionalGids") or []
     try:
         caps_mod.keep_caps(True)
-        os.setgroups(groups)
+        try:
+            os.setgroups(groups)
+        except PermissionError:
+            # a user namespace whose gid_map was written with setgroups
+            # "deny" (an ordinary user mapping its own gid): runc skips it
+            if groups:
+                from kago.errors import KagoError
+                raise KagoError("cannot set any additional groups in a rootless "
+                                "container") from None
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
         caps_mod.keep_caps(False)

@@ -193,13 +193,63 @@ def _kill_wait(pid, child):
 
 
 def _write_idmaps(pid, spec):
+    """The new user namespace's uid_map and gid_map, as runc: written
+    directly; where that is refused (EPERM: an ordinary user, or root in a
+    user namespace, mapping more than its own id) through newuidmap /
+    newgidmap (Debian's uidmap package: /etc/subuid, /etc/subgid).  A caller
+    that is not root mapping just its own gid writes setgroups "deny" first
+    (the kernel's condition for an unprivileged gid_map)."""
     linux = spec.get("linux") or {}
-    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
-                        for m in linux.get(key) or ())
+    euid = os.geteuid()
+    for name, key, tool in (("uid_map", "uidMappings", "newuidmap"),
+                            ("gid_map", "gidMappings", "newgidmap")):
+        maps = linux.get(key) or ()
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        if euid != 0 and name == "gid_map" and len(maps) == 1 and \
+                maps[0]["size"] == 1 and maps[0]["hostID"] == os.getegid():
+            _write_proc(pid, "setgroups", "deny", "linux.gidMappings")
         try:
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(lines)
-        except OSError as e:
-            raise KagoError(f"write /proc/{pid}/{name}: {e.strerror} "
-                            f"(linux.{key})") from None
+            _write_proc(pid, name, lines, f"linux.{key}", raw=True)
+        except PermissionError:
+            _map_tool(tool, pid, maps, key)
+
+
+def _write_proc(pid, name, data, what, raw=False):
+    try:
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if raw and isinstance(e, PermissionError):
+            raise
+        raise KagoError(f"write /proc/{pid}/{name}: {e.strerror} ({what})") from None
+
+
+def _map_tool(tool, pid, maps, key):
+    """Run newuidmap/newgidmap PID (ID HOSTID SIZE)..."""
+    path = _which(tool)
+    if path is None:
+        raise KagoError(f"write /proc/{pid}/{key[:3]}_map: operation not permitted "
+                        f"(linux.{key}), and {tool} is not installed (Debian: the "
+                        "uidmap package)")
+    import subprocess
+    args = [path, str(pid)]
+    for m in maps:
+        args += [str(m["containerID"]), str(m["hostID"]), str(m["size"])]
+    r = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, close_fds=True)
+    if r.returncode != 0:
+        out = r.stdout.decode("utf-8", "replace").strip().replace("\n", "; ")
+        raise KagoError(f"failed to use {tool} on {pid} (linux.{key}): "
+                        f"{out or f'exit status {r.returncode}'}")
+
+
+def _which(name):
+    dirs = (os.getenv("PATH") or "").split(":") + ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+    for d in dirs:
+        p = os.path.join(d or ".", name)
+        if d and os.access(p, os.X_OK) and os.path.isfile(p):
+            return p
+    return None

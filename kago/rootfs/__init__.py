@@ -102,6 +102,11 @@ def send_bind_sources(ns_pid, spec, bundle, ch):
                         nsfds[key] = userns_fd(idm[1], idm[2], f"mounts[{i}]")
             mntfd = os.open(f"/proc/{ns_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             ctr_userns = os.open(f"/proc/{ns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+            if os.geteuid() != 0:
+                # an ordinary user may enter a mount namespace only from the
+                # user namespace that owns it (its own: the caller's access,
+                # plus what the user has over the ids it mapped anyway)
+                ksys.setns(ctr_userns, ksys.CLONE_NEWUSER, "the container's user namespace")
             ksys.setns(mntfd, ksys.CLONE_NEWNS, "the container's mount namespace")
             fds = []
             for i, src, idm in todo:
@@ -207,6 +212,27 @@ def userns_fd(uid_maps, gid_maps, where="") -> int:
 
 
 _FDS_PER_MSG = 200      # SCM_RIGHTS takes at most 253
+
+
+def _own_cgroup_dir(mp, fstype):
+    """Hierarchy ``mp``'s directory this process is in: what a rootless
+    container without a cgroup of its own (it stays in the caller's) sees
+    at /sys/fs/cgroup, as runc binds it - never the whole hierarchy."""
+    from kago import cgroups
+    names = os.path.basename(mp).split(",")
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrls, p = line.rstrip("\n").split(":", 2)
+                if fstype == "cgroup2":
+                    if ctrls == "":
+                        return cgroups.join(mp, p)
+                elif ctrls and any(n in ctrls.split(",") or "name=" + n in ctrls.split(",")
+                                   for n in names):
+                    return cgroups.join(mp, p)
+    except OSError:
+        pass
+    raise SyscallError(2, "mount", f"cgroup {mp}", "no cgroup of this process in it")
 
 
 class Rootfs:
@@ -413,10 +439,11 @@ class Rootfs:
         fd = open_in_root(self.rootfd, dest, create="dir")
         try:
             if cgroups.is_v2_host():
+                mp_v2 = cgroups.CGROUP_ROOT
                 if newns:
                     ksys.mount("cgroup2", fdpath(fd), "cgroup2", flags | ro)
                 else:
-                    d = next(iter(cg.dirs.values()))
+                    d = next(iter(cg.dirs.values()), None) or _own_cgroup_dir(mp_v2, "cgroup2")
                     ksys.mount(d, fdpath(fd), None, ksys.MS_BIND | ksys.MS_REC)
                     if ro:
                         fd = self._reopen(fd, dest)
@@ -424,6 +451,8 @@ class Rootfs:
                 return
             ksys.mount("tmpfs", fdpath(fd), "tmpfs", flags, "mode=755")
             for mp, fstype, superopts in cgroups._hierarchies():
+                if os.path.dirname(mp) != cgroups.CGROUP_ROOT:
+                    continue      # not the host's (the rootfs's own rbind of /sys, say)
                 name = os.path.basename(mp)
                 sub = dest.rstrip("/") + "/" + name
                 sfd = open_in_root(self.rootfd, sub, create="dir")
@@ -437,7 +466,7 @@ class Rootfs:
                             ksys.mount("cgroup", fdpath(sfd), "cgroup", flags | ro,
                                        ",".join(keep))
                     else:
-                        d = cg.dirs.get(mp, mp)
+                        d = cg.dirs.get(mp) or _own_cgroup_dir(mp, fstype)
                         ksys.mount(d, fdpath(sfd), None, ksys.MS_BIND | ksys.MS_REC)
                         if ro:
                             sfd = self._reopen(sfd, sub)

@@ -23,7 +23,8 @@ Switches (environment variable or pytest option):
 ``KAGO_ENGINE_DEBUG=1``
     Print each engine command and its output.
 
-Fixtures: ``rt`` (runtime name and path), ``podman``, ``ctr``, ``cri``,
+Fixtures: ``rt`` (runtime name and path), ``podman``, ``podman_rootless`` (podman
+as the unprivileged user ``kagotest``), ``ctr``, ``cri``,
 ``docker`` (session-scoped engine handles; each skips with the reason when its
 binaries are missing), ``pty_run`` (run a command on a pseudo-terminal),
 ``tag`` (this run's unique tag, also the cgroup parent ``kago-eng-<tag>``).
@@ -105,7 +106,7 @@ def pytest_collection_modifyitems(config, items):
 
 # ------------------------------------------------------------------ helpers
 
-def run(argv, *, check=True, timeout=60, env=None, input=None):
+def run(argv, *, check=True, timeout=60, env=None, input=None, cwd=None):
     """Run ARGV with output in temporary files (a daemon or shim that keeps
     the descriptors can't block us); return a text CompletedProcess."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -113,7 +114,7 @@ def run(argv, *, check=True, timeout=60, env=None, input=None):
             p = subprocess.run([str(a) for a in argv], stdout=out, stderr=err, env=env,
                                input=input.encode() if isinstance(input, str) else input,
                                stdin=None if input is not None else subprocess.DEVNULL,
-                               timeout=timeout)
+                               timeout=timeout, cwd=cwd)
         except subprocess.TimeoutExpired:
             out.seek(0); err.seek(0)
             raise AssertionError(f"timed out after {timeout}s: {' '.join(map(str, argv))}\n"
@@ -475,6 +476,167 @@ def podman(base, rt, rootfs, tag):
         yield pm
     finally:
         pm.close()
+
+
+# ------------------------------------------------------------------ rootless podman
+
+ROOTLESS_USER = "kagotest"      # scripts/setup.sh: no home, /etc/subuid + /etc/subgid ranges
+
+
+class RootlessPodman:
+    """podman run by the unprivileged user ``kagotest`` (setpriv), next to the
+    root one: podman's default user namespace (container root = the user,
+    1..65536 on its /etc/subuid range, through newuidmap), native overlay
+    storage in it, cgroupfs (on this v1 host the user has no cgroup: podman
+    itself refuses pause and limits), --network none.  Everything of the user
+    lives in one folder the user owns (HOME, XDG_RUNTIME_DIR - where the
+    runtime keeps its state when podman gives no --root - storage, config).
+
+    ``close()``: podman removes everything; podman's own helpers of this user
+    (its pause process, the session dbus-daemon it starts) are ended - found
+    by this folder in their environment -, and anything else of the user still
+    running, or a runtime state dir left in $XDG_RUNTIME_DIR/<runtime>, is a
+    leak (``leaks``)."""
+
+    def __init__(self, base: Path, rt: Runtime, tag: str, archive: Path):
+        import pwd
+        try:
+            pw = pwd.getpwnam(ROOTLESS_USER)
+        except KeyError:
+            pytest.skip(f"no user {ROOTLESS_USER} (scripts/setup.sh creates it)")
+        if not shutil.which("newuidmap"):
+            pytest.skip("newuidmap missing (scripts/setup.sh installs uidmap)")
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.rt = rt
+        # the logging shim lives under BASE (root's 0700 folder): the user runs the real one
+        self.runtime = rt.real if str(rt.path).startswith(str(base)) else rt.path
+        self.dir = d = Path(tempfile.mkdtemp(prefix=f"ke-{tag}-rl-", dir="/tmp"))
+        os.chmod(d, 0o755)
+        for sub in ("home/.config/containers", "xdg", "run", "root", "tmp"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(d / "xdg", 0o700)
+        conf = d / "home" / ".config" / "containers" / "containers.conf"
+        conf.write_text(f"""\
+[containers]
+netns = "none"
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{d}/events.log"
+runtime = "{rt.name}"
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "kago"]
+
+[engine.runtimes]
+{rt.name} = ["{self.runtime}"]
+""")
+        storage = d / "home" / ".config" / "containers" / "storage.conf"
+        storage.write_text(f"""\
+[storage]
+driver = "overlay"
+runroot = "{d}/run"
+graphroot = "{d}/root"
+""")
+        shutil.copy(archive, d / "images.tar")
+        subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(d)], check=True)
+        self.xdg = d / "xdg"
+        self.env = {"HOME": str(d / "home"), "USER": ROOTLESS_USER, "LOGNAME": ROOTLESS_USER,
+                    "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+                    "XDG_RUNTIME_DIR": str(self.xdg),
+                    "XDG_CONFIG_HOME": str(d / "home" / ".config"),
+                    "XDG_DATA_HOME": str(d / "home" / ".local" / "share"),
+                    "CONTAINERS_CONF": str(conf), "CONTAINERS_STORAGE_CONF": str(storage),
+                    "TMPDIR": str(d / "tmp")}
+        self.argv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+                     "--", "podman", "--runtime", self.runtime, "--cgroup-manager", "cgroupfs",
+                     "--events-backend", "file"]
+
+    def __call__(self, *args, check=True, timeout=60):
+        return run(self.argv + list(args), check=check, timeout=timeout, env=self.env,
+                   cwd=self.dir)
+
+    def run_args(self):
+        return ["--network", "none"]
+
+    def user_pids(self) -> list[int]:
+        """The user's processes started from this folder's environment."""
+        mark = f"XDG_RUNTIME_DIR={self.xdg}".encode()
+        out = []
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                if p.stat().st_uid != self.uid:
+                    continue
+                if mark in (p / "environ").read_bytes().split(b"\0"):
+                    out.append(int(p.name))
+            except OSError:
+                pass
+        return out
+
+    def close(self) -> list[str]:
+        leaks = []
+        self("rm", "--all", "--force", "--time", "0", check=False, timeout=120)
+        state = self.xdg / self.rt.name
+        if state.is_dir() and os.listdir(state):
+            leaks.append(f"runtime state {state}: {os.listdir(state)}")
+        self("system", "reset", "--force", check=False, timeout=120)
+        time.sleep(0.2)
+        killed = set()
+        for pid in self.user_pids():
+            killed.add(pid)
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                continue
+            if os.path.basename(cmd) not in ("dbus-daemon", "podman", "catatonit"):
+                leaks.append(f"process {pid} of {ROOTLESS_USER} ({cmd})")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        end = time.monotonic() + 10
+        while time.monotonic() < end:     # gone (or a zombie): nothing of theirs runs
+            left = [p for p in killed if _alive(p)] + \
+                [p for p in self.user_pids() if p not in killed]
+            if not left:
+                break
+            for p in left:
+                killed.add(p)
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        mps = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for mp in sorted((m for m in mps if m.startswith(str(self.dir))), key=len, reverse=True):
+            leaks.append(f"mount {mp}")
+            subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+        if os.environ.get("KAGO_TEST_KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return leaks
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def podman_rootless(base, rt, rootfs, tag):
+    _need("podman", "conmon", "setpriv")
+    pm = RootlessPodman(base, rt, tag, rootfs[1])
+    leaks = []
+    try:
+        pm("load", "-i", pm.dir / "images.tar", timeout=120)
+        yield pm
+    finally:
+        leaks = pm.close()
+    if leaks:
+        pytest.fail("left behind by rootless podman: " + "; ".join(leaks), pytrace=False)
 
 
 # ------------------------------------------------------------------ containerd

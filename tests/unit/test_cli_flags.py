@@ -377,11 +377,12 @@ class FakeBuilder:
     made = []
     fail = None
 
-    def __init__(self, id, root="/run/kago", systemd_cgroup=False):
+    def __init__(self, id, root="/run/kago", systemd_cgroup=False, rootless="auto"):
         if "/" in id:
             from kago.errors import InvalidArgument
             raise InvalidArgument(f"invalid id format: {id}")
         self.id, self.root, self.systemd_cgroup = id, root, systemd_cgroup
+        self.rootless = rootless
 
     def as_init(self, bundle, **opts):
         self.bundle, self.opts = bundle, opts
