@@ -456,6 +456,29 @@ def test_locked_mount_flags_are_kept(rl, cid):
         subprocess.run(["umount", str(src)], check=True)
 
 
+def test_idmapped_mount_as_the_user_is_the_kernels_refusal_in_kagos_words(rl, cid):
+    """Idmapped mounts as an ordinary user: the kernel wants CAP_SYS_ADMIN over
+    the source filesystem's user namespace (the host's, for the host's
+    directories), so it refuses; kago says why, runs nothing and leaves
+    nothing (runc refuses idmapped mounts for rootless containers outright)."""
+    src = rl.work / "shared"
+    src.mkdir()
+    (src / "f").write_text("hi\n")
+    subprocess.run(["chown", "-R", f"{rl.uid}:{rl.gid}", str(src)], check=True)
+    b = rl.bundle("cat /mnt/f", edit=lambda c: c["mounts"].append(
+        {"destination": "/mnt", "type": "bind", "source": str(src),
+         "options": ["rbind", "idmap"]}))
+    p = rl.kago("run", "--bundle", b, cid, check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "failed to set MOUNT_ATTR_IDMAP" in p.stderr, p.stderr
+    assert "a rootless kago can't idmap it" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    mps = [ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert not [m for m in mps if m.startswith(str(rl.work))], mps
+    assert (src / "f").read_text() == "hi\n" and os.stat(src).st_uid == rl.uid
+    assert not (rl.root / cid).exists()
+
+
 def test_spec_rootless_is_runcs(rl):
     """`kago spec --rootless` writes what `runc spec --rootless` writes (the
     user's own uid and gid mapped)."""
