@@ -170,15 +170,10 @@ def _abslist(value, path):
 def clean(p):
     """Go's ``filepath.Clean`` of ``p`` made absolute from "/": the one spelling
     of a path inside the container ("dev", "//dev", "/./dev", "/dev/" and
-    "/x/../dev" are all "/dev"; ".." stops at "/")."""
-    out = []
-    for c in p.split("/"):
-        if c == "..":
-            if out:
-                out.pop()
-        elif c and c != ".":
-            out.append(c)
-    return "/" + "/".join(out)
+    "/x/../dev" are all "/dev"; ".." stops at "/").  The same clean as the
+    cgroup paths' (runc's CleanPath); the document walk refused NUL before."""
+    from kago.cgroups import clean_path
+    return clean_path("/" + p)
 
 
 def _strmap(value, path):
