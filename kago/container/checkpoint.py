@@ -77,6 +77,9 @@ def prepare_image_path(image_path, parent_path=None, make=True):
         if os.path.isabs(parent_path):
             raise InvalidArgument("--parent-path must be relative")
         real = os.path.join(image_path, parent_path)
+        if not os.path.isdir(image_path):
+            # not made yet (runc makes it first): the path as it will resolve
+            real = os.path.normpath(real)
         try:
             st = os.stat(real)
         except OSError as e:

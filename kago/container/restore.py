@@ -182,9 +182,17 @@ def restore(root, cid, bundle, opts: RestoreOptions, systemd_cgroup=False):
                 continue
             seen.add(key)
             args += ["--external", f"mnt[{key}]:{_source(key, dest, spec, bundle, cg)}"]
-        from kago.cgroups import is_v2_host
-        if not is_v2_host() and cg.path:
-            args += ["--cgroup-root", cg.path]
+        # criu re-creates the dump's cgroup paths as they were; the restored
+        # tree goes into this container's cgroup instead (a new id, a new
+        # cgroupsPath), as runc's criuApplyCgroups tells criu (CgRoot)
+        for mp, d in sorted(cg.dirs.items()):
+            rel = "/" + d[len(mp):].strip("/")
+            if len(cg.dirs) == 1:
+                args += ["--cgroup-root", rel]
+            else:
+                for ctrl in os.path.basename(mp).split(","):
+                    if ctrl and ctrl != "unified":
+                        args += ["--cgroup-root", f"{ctrl}:{rel}"]
         for key, path in ext_ns.items():
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             fds.append(fd)
