@@ -229,10 +229,15 @@ def checkpoint(c, opts: CheckpointOptions):
                 meta[kind] = key
         links = _fd_links(pid)
         if meta["terminal"]:
+            # the pty's master is the console socket's receiver's, outside the
+            # tree: criu dumps the slave alone as a shell job's terminal (runc:
+            # orphan-pts-master, RPC only); restore inherits a new pty for it
             st = os.stat(f"/proc/{pid}/fd/0")
-            key = f"tty[{st.st_rdev:x}:{st.st_dev:x}]"
-            args += ["--external", key]
-            meta["tty"] = key
+            meta["tty"] = f"tty[{st.st_rdev:x}:{st.st_dev:x}]"
+            if not opts.shell_job:
+                args.append("--shell-job")
+            # the slave bound on /dev/console: restore binds the new one there
+            args += ["--external", "mnt[/dev/console]:console"]
         from kago.container.state import write_json_atomic
         write_json_atomic(os.path.join(image_path, DESCRIPTORS), links)
         write_json_atomic(os.path.join(image_path, KAGO_IMAGE), meta)

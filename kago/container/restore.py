@@ -203,9 +203,12 @@ def restore(root, cid, bundle, opts: RestoreOptions, systemd_cgroup=False):
                 args += ["--inherit-fd", f"fd[{i}]:{link}"]
         if terminal:
             from kago import tty
-            master, slave, _path = tty.open_pty()
+            master, slave, slave_path = tty.open_pty()
             fds.append(slave)
-            args += ["--inherit-fd", f"fd[{slave}]:{meta['tty']}"]
+            args += ["--inherit-fd", f"fd[{slave}]:{meta['tty']}",
+                     "--external", f"mnt[console]:{slave_path}"]
+            if not opts.shell_job:
+                args.append("--shell-job")
         hooks = {k: v for k, v in (spec.get("hooks") or {}).items()
                  if k in ("prestart", "createRuntime") and v}
         if hooks:

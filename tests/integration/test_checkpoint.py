@@ -290,7 +290,10 @@ def test_checkpoint_restore_terminal(criu, bundle, run_kago, cid, state_root, tm
 
 # ------------------------------------------------------------------------ TCP
 
-SERVER = ("nc -l -p 5000 > /srv.out & sleep 1; "
+# the server's stdin never ends (busybox nc quits at its EOF); the client
+# connects once the server listens (port 5000 = 0x1388, state 0A = LISTEN)
+SERVER = ("sleep 100000 | nc -l -p 5000 > /srv.out & "
+          "until grep -q ':1388 00000000:0000 0A' /proc/net/tcp; do sleep 0.1; done; "
           "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done | nc 127.0.0.1 5000")
 
 
@@ -307,7 +310,7 @@ def test_tcp_established(criu, bundle, run_kago, cid, state_root, tmp_path, wait
                          assert_clean):
     b = run_counter(run_kago, bundle, cid, SERVER)      # its own network namespace
     pid = state(run_kago, cid)["pid"]
-    wait_until(lambda: len(srv_counts(b)) >= 3, timeout=30 * SLOW, what="TCP traffic")
+    wait_until(lambda: len(srv_counts(b)) >= 3, timeout=15 * SLOW, what="TCP traffic")
     # an established connection is refused without the flag, and left running
     r = run_kago("checkpoint", "--image-path", tmp_path / "no", cid, check=False,
                  timeout=120 * SLOW)
@@ -321,7 +324,7 @@ def test_tcp_established(criu, bundle, run_kago, cid, state_root, tmp_path, wait
              timeout=120 * SLOW)
     check_restored(run_kago, state_root, cid)
     # the same connection carries on: both ends came back
-    wait_until(lambda: len(srv_counts(b)) >= n + 3, timeout=30 * SLOW,
+    wait_until(lambda: len(srv_counts(b)) >= n + 3, timeout=15 * SLOW,
                what="TCP traffic after restore")
     seq = srv_counts(b)
     assert seq[0] == 0 and consecutive(seq), seq
