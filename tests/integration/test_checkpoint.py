@@ -291,9 +291,10 @@ def test_checkpoint_restore_terminal(criu, bundle, run_kago, cid, state_root, tm
 # ------------------------------------------------------------------------ TCP
 
 # the server's stdin never ends (busybox nc quits at its EOF); the client
-# connects once the server listens (port 5000 = 0x1388, state 0A = LISTEN)
+# connects once the server listens (port 5000 = 0x1388, state 0A = LISTEN;
+# busybox listens on IPv6's ::, dual stack)
 SERVER = ("sleep 100000 | nc -l -p 5000 > /srv.out & "
-          "until grep -q ':1388 00000000:0000 0A' /proc/net/tcp; do sleep 0.1; done; "
+          "until grep -qE ':1388 0+:0000 0A' /proc/net/tcp /proc/net/tcp6; do sleep 0.1; done; "
           "i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done | nc 127.0.0.1 5000")
 
 
