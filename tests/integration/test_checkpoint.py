@@ -383,3 +383,31 @@ def test_restore_bad_flags_make_nothing(args, message, bundle, run_kago, cid, st
     assert r.returncode == 1 and message in r.stderr, r.stderr
     assert not (state_root / cid).exists()
     assert_clean()
+
+
+# ---------------------------------------------------------------------- hooks
+
+@pytest.mark.criu
+def test_restore_runs_prestart_hooks(criu, bundle, run_kago, cid, state_root, tmp_path,
+                                     wait_until, assert_clean):
+    """As runc: prestart and createRuntime run once criu has set the namespaces
+    up, with the restored init's pid (not the old one) in their state."""
+    out = tmp_path / "hooks"
+    out.mkdir()
+    hooks = {k: [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/{k}.json"]}]
+             for k in ("prestart", "createRuntime")}
+    b = run_counter(run_kago, bundle, cid, hooks=hooks)
+    old = state(run_kago, cid)["pid"]
+    wait_counts(wait_until, b, 3)
+    for f in out.iterdir():
+        f.unlink()
+    run_kago("checkpoint", "--image-path", tmp_path / "img", cid, timeout=120 * SLOW)
+    assert not list(out.iterdir())
+    run_kago("restore", "-d", "--image-path", tmp_path / "img", "--bundle", b, cid,
+             timeout=120 * SLOW)
+    pid = check_restored(run_kago, state_root, cid)
+    for k in ("prestart", "createRuntime"):
+        st = json.loads((out / f"{k}.json").read_text())
+        assert st["id"] == cid and st["pid"] == pid != old, st
+    run_kago("delete", "--force", cid)
+    assert_clean()
