@@ -273,9 +273,19 @@ def read_image_meta(image_path):
     desc, meta = out
     if not isinstance(desc, list) or not all(isinstance(x, str) for x in desc):
         raise KagoError(f"{os.path.join(image_path, DESCRIPTORS)}: not a list of strings")
-    if not isinstance(meta, dict):
-        raise KagoError(f"{os.path.join(image_path, KAGO_IMAGE)}: not an object")
-    return desc, meta
+    tty = meta.get("tty") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or (tty is not None and not _tty_key(tty)):
+        raise KagoError(f"{os.path.join(image_path, KAGO_IMAGE)}: not what checkpoint wrote")
+    return desc[:3], meta
+
+
+def _tty_key(v) -> bool:
+    """``tty[RDEV:DEV]`` in hex, as criu names a terminal."""
+    if not isinstance(v, str) or not (v.startswith("tty[") and v.endswith("]")):
+        return False
+    a, sep, b = v[4:-1].partition(":")
+    hexd = set("0123456789abcdef")
+    return bool(sep and a and b and set(a) <= hexd and set(b) <= hexd and len(v) < 40)
 
 
 del json

@@ -61,3 +61,20 @@ def test_external_mounts_refuse_what_criu_cannot_carry():
     from kago.criu import CriuError
     with pytest.raises(CriuError, match="cannot carry"):
         ck.external_mounts(spec)
+
+
+def test_image_meta_checked(tmp_path):
+    from kago.errors import KagoError
+    assert ck.read_image_meta(str(tmp_path)) == ([], {})
+    (tmp_path / "descriptors.json").write_text('["/dev/null", "pipe:[12]", "x", "y"]')
+    (tmp_path / "kago-checkpoint.json").write_text('{"tty": "tty[8800:17]"}')
+    assert ck.read_image_meta(str(tmp_path)) == (["/dev/null", "pipe:[12]", "x"],
+                                                {"tty": "tty[8800:17]"})
+    for bad in ('{"tty": "tty[1:2] --root /"}', '{"tty": 5}', '[]'):
+        (tmp_path / "kago-checkpoint.json").write_text(bad)
+        with pytest.raises(KagoError):
+            ck.read_image_meta(str(tmp_path))
+    (tmp_path / "kago-checkpoint.json").write_text('{}')
+    (tmp_path / "descriptors.json").write_text('[1]')
+    with pytest.raises(KagoError):
+        ck.read_image_meta(str(tmp_path))
