@@ -411,3 +411,23 @@ def test_restore_runs_prestart_hooks(criu, bundle, run_kago, cid, state_root, tm
         assert st["id"] == cid and st["pid"] == pid != old, st
     run_kago("delete", "--force", cid)
     assert_clean()
+
+
+@pytest.mark.criu
+def test_restore_foreground_waits(criu, bundle, run_kago, cid, state_root, tmp_path,
+                                  wait_until, assert_clean):
+    """Without -d, restore waits for the restored container (kago's child
+    through --restore-sibling), exits with its status and deletes it, as runc."""
+    b = run_counter(run_kago, bundle, cid,
+                    "i=0; while [ $i -lt 30 ]; do echo $i >> /cnt; i=$((i+1)); sleep 0.2; done; "
+                    "exit 7")
+    wait_counts(wait_until, b, 3)
+    run_kago("checkpoint", "--image-path", tmp_path / "img", cid, timeout=120 * SLOW)
+    assert len(counts(b)) < 30
+    r = run_kago("restore", "--image-path", tmp_path / "img", "--bundle", b, cid,
+                 check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                 timeout=120 * SLOW)
+    assert r.returncode == 7
+    assert counts(b) == list(range(30))
+    assert not (state_root / cid).exists()
+    assert_clean()
