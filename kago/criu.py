@@ -87,13 +87,13 @@ def run(path, action, args, *, work_dir, log_name, pass_fds=(), preexec=None, en
 
 
 def _first_error(log, stderr) -> str:
-    lines = []
+    # criu's own stderr first (an action script's error), then its log
+    lines = (stderr or b"").decode(errors="replace").splitlines()
     try:
         with open(log, errors="replace") as f:
-            lines = f.read().splitlines()
+            lines += f.read().splitlines()
     except OSError:
         pass
-    lines += (stderr or b"").decode(errors="replace").splitlines()
     for line in lines:
         # the kernel-feature probes' errors (tun, ...) are not the failure
         if "Error (" in line and "kerndat" not in line and "tun:" not in line \

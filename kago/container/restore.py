@@ -336,15 +336,28 @@ def _sh(s):
 
 def run_action_hooks(path) -> int:
     """Run by criu's action script: prestart + createRuntime with the pid."""
+    import _signal
+    # criu's signal set-up must not reach the hooks (nor our wait for them)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    # criu runs its scripts with stdin closed: a pipe made for a hook's stdin
+    # must not land on fd 0 (dup2 onto itself keeps it close-on-exec)
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            n = os.open("/dev/null", os.O_RDWR)
+            if n != fd:
+                os.dup2(n, fd)
+                os.close(n)
     from kago.hooks import run_hooks
-    d = _st.read_json(path)
-    state = dict(d["state"], pid=int(os.getenv("CRTOOLS_INIT_PID") or 0))
     try:
+        d = _st.read_json(path)
+        state = dict(d["state"], pid=int(os.getenv("CRTOOLS_INIT_PID") or 0))
         for kind in ("prestart", "createRuntime"):
             run_hooks(kind, d["hooks"].get(kind), state, cwd=state["bundle"])
-    except KagoError as e:
-        sys_stderr = os.fdopen(2, "w")
-        sys_stderr.write(f"kago restore: {e}\n")
-        sys_stderr.flush()
+    except (KagoError, OSError, ValueError) as e:
+        # criu's error format, so that kago's message names it
+        os.write(2, f"Error (kago restore hook): {e}\n".encode())
         return 1
     return 0
