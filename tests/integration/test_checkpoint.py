@@ -431,3 +431,24 @@ def test_restore_foreground_waits(criu, bundle, run_kago, cid, state_root, tmp_p
     assert counts(b) == list(range(30))
     assert not (state_root / cid).exists()
     assert_clean()
+
+
+def test_host_dev_null_stdio_reopened_in_container(bundle, run_kago, cid, wait_until,
+                                                   assert_clean):
+    """runc's reOpenDevNull: stdio that is the host's /dev/null becomes the
+    container's own (a descriptor on a host mount is one criu can't dump);
+    other stdio (a file) is left as it is."""
+    b = bundle("sleep 1000")
+    with open(os.devnull, "w") as null:
+        run_kago("run", "-d", "--bundle", b, cid, stdout=null)
+    pid = state(run_kago, cid)["pid"]
+    host = os.stat("/dev/null")
+    inside = os.stat(f"/proc/{pid}/root/dev/null")
+    assert (inside.st_dev, inside.st_ino) != (host.st_dev, host.st_ino)
+    for fd in (0, 1):
+        st = os.stat(f"/proc/{pid}/fd/{fd}")
+        assert (st.st_dev, st.st_ino) == (inside.st_dev, inside.st_ino), fd
+    # stderr: run_kago's temporary file, not /dev/null: untouched
+    assert os.readlink(f"/proc/{pid}/fd/2").startswith("/tmp/")
+    run_kago("delete", "--force", cid)
+    assert_clean()
