@@ -452,3 +452,36 @@ def test_host_dev_null_stdio_reopened_in_container(bundle, run_kago, cid, wait_u
     assert os.readlink(f"/proc/{pid}/fd/2").startswith("/tmp/")
     run_kago("delete", "--force", cid)
     assert_clean()
+
+
+@pytest.mark.criu
+def test_joined_network_namespace_is_external(criu, bundle, run_kago, cid, state_root,
+                                              tmp_path, wait_until, assert_clean):
+    """A network namespace joined by path is not the container's to dump: it
+    is external (runc: extRootNetNS), and the restored container is back in it."""
+    name = f"kago-ck-{os.getpid()}-{cid[-8:]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        path = f"/run/netns/{name}"
+
+        def join(cfg):
+            for n in cfg["linux"]["namespaces"]:
+                if n["type"] == "network":
+                    n["path"] = path
+
+        b = run_counter(run_kago, bundle, cid, edit=join)
+        wait_counts(wait_until, b, 3)
+        img = tmp_path / "img"
+        run_kago("checkpoint", "--image-path", img, cid, timeout=120 * SLOW)
+        assert json.loads((img / "kago-checkpoint.json").read_text())["network"] == \
+            "extRootNetNS"
+        n = len(counts(b))
+        run_kago("restore", "-d", "--image-path", img, "--bundle", b, cid, timeout=120 * SLOW)
+        pid = check_restored(run_kago, state_root, cid)
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(path).st_ino
+        wait_counts(wait_until, b, n + 3)
+        assert consecutive(counts(b))
+        run_kago("delete", "--force", cid)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    assert_clean()
