@@ -1,15 +1,16 @@
 """checkpoint: dump a running container with CRIU (see :mod:`kago.criu`).
 
-As runc's ``Checkpoint``: the bind mounts of config.json, the masked paths and
-the bind-mounted devices are external mounts (``--external mnt[DEST]:KEY``;
-restore maps each KEY back to a host path), a network or pid namespace joined
-by path is an external namespace (restore needs it again), the container's
-stdio are recorded in ``descriptors.json`` (restore hands its own pipes over),
-a terminal is an external tty.  Without ``leave_running``/``pre_dump`` criu
+As runc's ``Checkpoint``: the bind mounts of config.json, the masked files,
+the bind-mounted devices and the cgroup bind are external mounts
+(``--external mnt[DEST]:KEY``; restore maps each KEY back to a host path), a
+network or pid namespace joined by path is an external namespace (restore
+needs it again), the container's stdio are recorded in ``descriptors.json``
+(restore hands its own pipes over), a terminal's slave is dumped alone as a
+shell job's tty with /dev/console external (restore gives it a new pty,
+``kago-checkpoint.json`` keeps its criu key).  Without ``leave_running``/``pre_dump`` criu
 kills the container and it is deleted (its cgroup and state dir, poststop hooks).
 """
 
-from kago import _json as json
 from kago import _os as os
 
 from kago.errors import InvalidArgument, InvalidState, KagoError
@@ -130,7 +131,8 @@ def external_mounts(spec, pid=None):
         # a masked file is /dev/null bound over it; a masked dir a tmpfs (dumped)
         if pid is not None:
             try:
-                if os.path.isdir(f"/proc/{pid}/root{p}") or not os.path.exists(f"/proc/{pid}/root{p}"):
+                where = f"/proc/{pid}/root{p}"
+                if os.path.isdir(where) or not os.path.exists(where):
                     continue
             except OSError:
                 continue
@@ -251,8 +253,6 @@ def checkpoint(c, opts: CheckpointOptions):
         except KagoError as e:
             from kago import log
             log.warning(f"checkpoint: removing the container: {e}")
-    elif opts.pre_dump and status == "paused":
-        pass
     return image_path
 
 
@@ -287,5 +287,3 @@ def _tty_key(v) -> bool:
     hexd = set("0123456789abcdef")
     return bool(sep and a and b and set(a) <= hexd and set(b) <= hexd and len(v) < 40)
 
-
-del json
