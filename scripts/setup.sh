@@ -30,6 +30,7 @@ TEST_DEPS=("pytest>=7.4" "pytest-timeout>=2.1" "hypothesis>=6.80")   # hypothesi
 APT_PACKAGES=(busybox-static libseccomp2 runc crun tmux python3 python3-venv
               iproute2 util-linux procps psmisc time strace          # bench: peak RSS, profile
               qemu-system-x86 cpio dbus-daemon python3-dbusmock   # cgroup v2 VM; systemd mock
+              criu                                                # checkpoint/restore (works in the v2 VM)
               podman conmon containerd docker.io                  # tests/engines
               uidmap)                                             # rootless: newuidmap/newgidmap
 

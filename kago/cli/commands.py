@@ -256,12 +256,6 @@ def cmd_spec(inv):
     return 0
 
 
-# --- not there yet ------------------------------------------------------------
-
-def _not_implemented(inv):
-    raise CommandError(f"{PROG}: {inv.command}: not implemented yet")
-
-
 def cmd_ps(inv):
     """runc ps: json (the pid array) or ps's table filtered to the container."""
     fmt = inv.opts.get("format") or "table"
@@ -336,7 +330,52 @@ def cmd_exec(inv):
                 preserve_fds=o.get("preserve_fds") or 0, cgroup=cg,
                 ignore_paused=bool(o.get("ignore_paused")))
     return 0 if o.get("detach") else rc
-cmd_checkpoint = cmd_restore = _not_implemented
+
+
+# --- checkpoint / restore (CRIU) ------------------------------------------------
+
+def cmd_checkpoint(inv):
+    """runc checkpoint: the flags are checked before criu runs."""
+    o = inv.opts
+    c = lib.Container.load(inv.root, inv.args[0])
+    c.checkpoint(o["image_path"] or None, work_path=o["work_path"] or None,
+                 parent_path=o["parent_path"] or None, leave_running=o["leave_running"],
+                 tcp_established=o["tcp_established"], ext_unix_sk=o["ext_unix_sk"],
+                 shell_job=o["shell_job"], file_locks=o["file_locks"], pre_dump=o["pre_dump"],
+                 manage_cgroups_mode=o["manage_cgroups_mode"] or None,
+                 empty_ns=o["empty_ns"] or (), auto_dedup=o["auto_dedup"],
+                 lazy_pages=o["lazy_pages"], status_fd=o["status_fd"],
+                 page_server=o["page_server"] or None, criu=inv.globals["criu"])
+    return 0
+
+
+def cmd_restore(inv):
+    """runc restore: a new container from the image; in the foreground kago
+    waits for it and exits with its status (then deletes it), as runc."""
+    from kago import _os as os
+    o = inv.opts
+    bundle = os.path.abspath(o["bundle"] or ".")
+    builder = lib.ContainerBuilder(inv.args[0], root=inv.root,
+                                   systemd_cgroup=inv.globals["systemd_cgroup"])
+    c = builder.as_restore(
+        bundle, image_path=o["image_path"] or None, work_path=o["work_path"] or None,
+        console_socket=(os.path.abspath(o["console_socket"]) if o["console_socket"] else None),
+        detach=o["detach"],
+        pid_file=os.path.abspath(o["pid_file"]) if o["pid_file"] else None,
+        no_subreaper=o["no_subreaper"], no_pivot=o["no_pivot"],
+        tcp_established=o["tcp_established"], ext_unix_sk=o["ext_unix_sk"],
+        shell_job=o["shell_job"], file_locks=o["file_locks"],
+        manage_cgroups_mode=o["manage_cgroups_mode"] or None, empty_ns=o["empty_ns"] or (),
+        auto_dedup=o["auto_dedup"], lazy_pages=o["lazy_pages"],
+        lsm_profile=o["lsm_profile"] or None, lsm_mount_context=o["lsm_mount_context"] or None,
+        criu=inv.globals["criu"]).build()
+    if o["detach"]:
+        return 0
+    try:
+        status = c.wait()
+    finally:
+        _destroy(c)
+    return status
 
 
 def cmd_features(inv):

@@ -2,6 +2,8 @@
 
     c = ContainerBuilder("web", root="/run/kago").as_init("/srv/bundle").build()
     c.start()
+
+    c = ContainerBuilder("web").as_restore("/srv/bundle", image_path="/srv/ckpt").build()
 """
 
 from kago.container.state import DEFAULT_ROOT, validate_id
@@ -39,6 +41,28 @@ class ContainerBuilder:
                            console_socket=console_socket, no_pivot=no_pivot,
                            no_new_keyring=no_new_keyring, preserve_fds=preserve_fds,
                            detach=detach, notify_socket=notify_socket)
+
+
+    def as_restore(self, bundle: str, *, image_path=None, **options) -> "RestoreBuilder":
+        """A container restored with CRIU from the image in ``image_path``
+        (default ``./checkpoint``), with the bundle's config.json; ``options``
+        are runc's restore flags (:class:`kago.container.restore.RestoreOptions`:
+        ``detach`` (default True), ``console_socket``, ``pid_file``,
+        ``tcp_established``, ...).  ``build()`` returns it running."""
+        return RestoreBuilder(self, bundle, image_path=image_path, **options)
+
+
+class RestoreBuilder:
+    def __init__(self, parent, bundle, **opts):
+        self.parent = parent
+        self.bundle = bundle
+        self.opts = opts
+
+    def build(self):
+        from kago.container.restore import RestoreOptions, restore
+        p = self.parent
+        return restore(p.root, p.id, self.bundle, RestoreOptions(**self.opts),
+                       systemd_cgroup=p.systemd_cgroup)
 
 
 class InitBuilder:

@@ -258,6 +258,16 @@ class Container:
         from kago.container.update import update
         update(self, resources)
 
+    def checkpoint(self, image_path=None, **options) -> str:
+        """Dump the container with CRIU into ``image_path`` (default
+        ``./checkpoint``); ``options`` are runc's checkpoint flags
+        (:class:`kago.container.checkpoint.CheckpointOptions`: ``leave_running``,
+        ``pre_dump``, ``parent_path``, ``tcp_established``, ...).  Unless
+        ``leave_running`` or ``pre_dump``, the container is gone afterwards
+        (criu killed it; it is deleted).  Returns the image directory."""
+        from kago.container.checkpoint import CheckpointOptions, checkpoint
+        return checkpoint(self, CheckpointOptions(image_path=image_path, **options))
+
     def __repr__(self):
         return f"<Container {self.id} {self.status}>"
 

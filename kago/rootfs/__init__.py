@@ -667,6 +667,7 @@ class Rootfs:
 
     def finalize(self):
         """Inside the new root: readonly root, readonly and masked paths."""
+        reopen_dev_null()
         for fd in self._ro_later:
             # the mount itself (held since it was made), whatever is on top of
             # it now; mount_setattr needs no /proc and keeps its other flags
@@ -708,3 +709,29 @@ class Rootfs:
             if e.errno == errno.ENOENT:
                 return
             raise
+
+
+def reopen_dev_null():
+    """stdio that is the host's /dev/null becomes the container's (runc's
+    reOpenDevNull): a descriptor on a mount outside the container is one
+    CRIU can't checkpoint."""
+    try:
+        null = os.stat("/dev/null")
+    except OSError:
+        return
+    if null.st_mode & 0o170000 != stat.S_IFCHR:
+        return
+    fd = -1
+    try:
+        for i in (0, 1, 2):
+            try:
+                st = os.fstat(i)
+            except OSError:
+                continue
+            if st.st_rdev == null.st_rdev and (st.st_dev, st.st_ino) != (null.st_dev, null.st_ino):
+                if fd < 0:
+                    fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                os.dup2(fd, i)
+    finally:
+        if fd >= 0:
+            os.close(fd)

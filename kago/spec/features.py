@@ -127,7 +127,9 @@ def features() -> dict:
     }
     ann = {"org.kago.version": kago.__version__,
            "org.kago.apparmor.host-enabled": str(apparmor.enabled()).lower(),
-           "org.kago.selinux.host-enabled": str(selinux.enabled()).lower()}
+           "org.kago.selinux.host-enabled": str(selinux.enabled()).lower(),
+           # checkpoint/restore through criu (runc 1.2: ...runc.checkpoint.enabled)
+           "org.kago.checkpoint.enabled": "true"}
     v = sc.version()
     if v:
         ann["io.github.seccomp.libseccomp.version"] = v

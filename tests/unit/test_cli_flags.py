@@ -686,15 +686,6 @@ def test_spec(fake, kago, tmp_path, monkeypatch):
     assert fake.specs == [(str(tmp_path), False), (str(tmp_path / "sub"), True)]
 
 
-@pytest.mark.parametrize("argv", [
-    ["checkpoint", "c1"], ["restore", "c1"],
-])
-def test_not_implemented_yet(fake, kago, argv):
-    code, out, err = kago(*argv)
-    assert (code, out) == (1, "")
-    assert err_msg(err) == f'"kago: {argv[0]}: not implemented yet"'
-
-
 def test_unexpected_exception_one_line(fake, kago):
     c = FakeContainer.add(ROOT, "c1")
     c.fail["start"] = RuntimeError("oops")
