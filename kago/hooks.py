@@ -57,6 +57,7 @@ def run_one(kind: str, hook: dict, data: bytes, cwd: str | None = None, index: i
             os.close(w)
             os.close(er)
             os.dup2(r, 0)
+            os.set_inheritable(0, True)     # r may be 0 itself (stdin closed)
             # the hook's stdout goes to our stderr so it can't corrupt output
             # (runc passes its own stdio; engines read the runtime's stdout)
             os.dup2(2, 1)

@@ -1,6 +1,8 @@
 """kago.hooks.run_one's working directory: the hook runs where it is told, and
 a directory it can't enter is said as such (not as an exec failure)."""
 
+from pathlib import Path
+
 import pytest
 
 from kago.errors import HookError
@@ -23,3 +25,21 @@ def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(HookError) as e:      # and a missing hook is still an exec failure
         run_hooks("poststart", [{"path": str(gone)}], {"id": "c1"}, cwd=str(tmp_path))
     assert str(e.value) == f"error running poststart hook #0: {gone}: exec failed: No such file or directory"
+
+
+def test_a_hook_gets_the_state_with_our_stdin_closed(tmp_path):
+    """The state pipe may land on fd 0 itself (criu runs its action scripts
+    with stdin closed): the hook still reads the state on its stdin."""
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    code = ("import json, sys; from kago.hooks import run_hooks; "
+            f"run_hooks('prestart', [{{'path': '/bin/sh', 'args': ['sh', '-c', 'cat > {out}']}}], "
+            "{'id': 'c1'})")
+    import kago
+    src = str(Path(kago.__file__).parent.parent)        # the kago under test
+    r = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); " + code],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+                       preexec_fn=lambda: __import__("os").close(0))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().replace(" ", "") == '{"id":"c1"}'
