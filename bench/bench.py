@@ -339,7 +339,8 @@ class Bench:
         self.rssdata = {}     # label -> rt.name -> [KiB]
         self.extras = {}      # label -> rt.name -> [number]
         self.failed = {}      # (measure, rt.name) -> reason
-        self.scale = {}       # (par, rt.name) -> {up, list, down} seconds
+        self.scale = {}       # (par, rt.name) -> {up, list, down...} medians, "rounds": [...]
+        self.scale_runs = {}  # (par, rt.name) -> {round: {up, list, down...} seconds}
         self.floor = {}       # label -> rt.name -> {round: Sample}: CALLS x `-IS -c pass`
         self.running = {}     # rt.name -> id of a running bench-bundle container
         self.running_pod = {} # rt.name -> id of a running podman-config container
@@ -582,7 +583,7 @@ class Bench:
         finally:
             self.rss_mode = False
 
-    def run_scale(self, rt, n, par):
+    def run_scale(self, rt, n, par, rnd=0):
         ids = [self.new_id(rt) for _ in range(n)]
 
         cpu = {"up": 0.0, "down": 0.0}
@@ -632,7 +633,7 @@ class Bench:
             self.gone(rt, cid)
         reap()
         if res:
-            self.scale[(par, rt.name)] = res
+            self.scale_runs.setdefault((par, rt.name), {})[rnd] = res
 
     # ---- the whole run
     def start_shared(self, table, bundle, measures):
@@ -687,10 +688,19 @@ class Bench:
                 if m in want and fn:
                     self.run_measure(m, fn, rss=False, floor=False)
         if "scale" in want and self.a.scale > 0:
-            for par in (1, self.a.par):
-                for rt in self.rts:
-                    say("# scale: %s, %d containers, parallel %d" % (rt.name, self.a.scale, par))
-                    self.run_scale(rt, self.a.scale, par)
+            # rounds interleaved and rotated as the other measures, so a ratio
+            # is paired (a failed run makes that runtime's scale n/a)
+            for rnd in range(self.a.scale_rounds):
+                for par in (1, self.a.par):
+                    for rt in self.rotate(rnd):
+                        if ("scale %d" % par, rt.name) in self.failed:
+                            continue
+                        say("# scale: %s, %d containers, parallel %d, round %d"
+                            % (rt.name, self.a.scale, par, rnd + 1))
+                        self.run_scale(rt, self.a.scale, par, rnd)
+            for key, runs in self.scale_runs.items():
+                if ("scale %d" % key[0], key[1]) not in self.failed:
+                    self.scale[key] = scale_summary(runs)
         self.elapsed = time.perf_counter() - t0
 
 
@@ -896,6 +906,24 @@ def paired_cpu_ratio(a, b):
     return statistics.median(rr) if rr else None
 
 
+def scale_summary(runs):
+    """{round: {measure: seconds}} -> the medians, with the rounds kept."""
+    keys = next(iter(runs.values())).keys()
+    out = {k: statistics.median([r[k] for r in runs.values()]) for k in keys}
+    out["rounds"] = {str(k): v for k, v in runs.items()}
+    return out
+
+
+def scale_ratio(r, q, key):
+    """r[key] / q[key]: the median of the per-round ratios when both ran in
+    the same rounds (paired), else the ratio of the medians."""
+    a, c = r.get("rounds") or {}, q.get("rounds") or {}
+    common = [k for k in a if k in c and c[k][key] > 0]
+    if common:
+        return statistics.median([a[k][key] / c[k][key] for k in common])
+    return r[key] / q[key]
+
+
 def own_samples(ss, fl):
     """Per round: a call's wall and cpu minus its interpreter floor measured in
     the same round (rounds with both)."""
@@ -1040,7 +1068,8 @@ def report(b, info, out=sys.stdout):
     if b.scale or any(k[0].startswith("scale") for k in b.failed):
         p()
         p("# scale: %d containers (`sleep 1000`): create+start each, `list -q`, "
-          "delete --force each; cpu = the runtime calls' own (wait4)" % b.a.scale)
+          "delete --force each; cpu = the runtime calls' own (wait4); medians of %s "
+          "rounds, ratios paired by round" % (b.a.scale, getattr(b.a, "scale_rounds", 1)))
         hdr = "| parallel | runtime | up s | ms/container | up cpu s | list ms | delete s | delete cpu s |"
         sep = "|---:|---|---:|---:|---:|---:|---:|---:|"
         for bs in bases:
@@ -1061,8 +1090,9 @@ def report(b, info, out=sys.stdout):
                     r["list"] * 1e3, r["down"], r["down cpu"])
                 for bs in bases:
                     q = b.scale.get((par, bs.name))
-                    row += " %s | %s |" % ((fmt(r["up"] / q["up"], "%.2f"),
-                                            fmt(r["down"] / q["down"], "%.2f")) if q else ("-", "-"))
+                    row += " %s | %s |" % ((fmt(scale_ratio(r, q, "up"), "%.2f"),
+                                            fmt(scale_ratio(r, q, "down"), "%.2f")) if q
+                                           else ("-", "-"))
                 p(row)
     # targets
     for rt in rts:
@@ -1253,9 +1283,14 @@ def targets16(b, rt, runc):
     for label in LIGHT:
         own, c = own_of(b, label, rt), base(label)
         if own and c:
+            cpu = paired_cpu_ratio(own, c) if all(x.cpu > 0 for x in own.values()) else None
             line("own cost of %s <= runc's whole call" % label.strip(), paired_ratio(own, c), 1.0,
-                 extra=" [own %.1f ms, runc %.1f ms]" % (med([x.wall for x in own.values()]) * 1e3,
-                                                        med([x.wall for x in c.values()]) * 1e3))
+                 extra=" [own %.1f ms, runc %.1f ms; cpu: own %.1f ms, runc %.1f ms, %s]" % (
+                     med([x.wall for x in own.values()]) * 1e3,
+                     med([x.wall for x in c.values()]) * 1e3,
+                     med([x.cpu for x in own.values()]) * 1e3,
+                     med([x.cpu for x in c.values()]) * 1e3,
+                     "%.2fx" % cpu if cpu is not None else "n/a"))
     for label in HEAVY:
         a, c = b.data.get(label, {}).get(rt.name), base(label)
         if a and c:
@@ -1273,7 +1308,8 @@ def targets16(b, rt, runc):
     for p, lim, what in ((1, 1.2, "one by one"), (par, 1.0, "%d at a time" % par)):
         r, q = scale.get((p, rt.name)), scale.get((p, runc.name))
         if r and q:
-            line("scale: containers up %s <= %g x runc" % (what, lim), r["up"] / q["up"], lim)
+            line("scale: containers up %s <= %g x runc" % (what, lim), scale_ratio(r, q, "up"),
+                 lim)
     w = med(b.extras.get("VmRSS KiB", {}).get(rt.name, []))
     wr = med(b.extras.get("VmRSS KiB", {}).get(runc.name, []))
     if w is not None and wr:
@@ -1290,7 +1326,7 @@ def targets16(b, rt, runc):
 
 def dump_json(b, info, path):
     out = {"machine": info, "runs": b.a.runs, "rss_runs": b.a.rss_runs, "scale_n": b.a.scale,
-           "par": b.a.par, "elapsed": b.elapsed,
+           "par": b.a.par, "scale_rounds": b.a.scale_rounds, "elapsed": b.elapsed,
            "runtimes": {rt.name: rt.argv for rt in b.rts},
            "samples": {lb: {n: {str(k): [s.wall, s.cpu, s.rss] for k, s in ss.items()}
                             for n, ss in per.items()} for lb, per in b.data.items()},
@@ -1314,6 +1350,7 @@ def from_json(path):
     class A:
         runs, rss_runs = d.get("runs", 0), d.get("rss_runs", 3)
         scale, par = d.get("scale_n", 100), d.get("par", 4)
+        scale_rounds = d.get("scale_rounds", 1)
 
     rts = []
     for name, argv in d["runtimes"].items():
@@ -1346,6 +1383,8 @@ def main(argv=None):
     ap.add_argument("--scale", type=int, default=100,
                     help="containers in the scale test (default 100; 0 skips it)")
     ap.add_argument("--par", type=int, default=4, help="parallelism of the parallel scale test")
+    ap.add_argument("--scale-rounds", type=int, default=3,
+                    help="rounds of the scale test, interleaved and paired (default 3)")
     ap.add_argument("--only", default="", help="comma-separated measures: " + ",".join(NAMES))
     ap.add_argument("--rss-runs", type=int, default=3,
                     help="rounds of the peak-RSS pass under /usr/bin/time (default 3; 0 skips)")

@@ -93,3 +93,13 @@ def test_podman_config_keeps_what_podman_sends_but_the_cgroup_path_and_high_rlim
     assert c["process"]["capabilities"] == tpl["process"]["capabilities"]
     assert c["linux"]["seccomp"] == tpl["linux"]["seccomp"]
     assert len(c["mounts"]) == len(tpl["mounts"]) == 10
+
+
+def test_scale_ratio_is_paired_by_round():
+    runs_k = {0: {"up": 4.0, "down": 1.0}, 1: {"up": 9.0, "down": 1.0}, 2: {"up": 5.0, "down": 2.0}}
+    runs_r = {0: {"up": 2.0, "down": 1.0}, 1: {"up": 9.0, "down": 2.0}, 2: {"up": 5.0, "down": 1.0}}
+    k, r = bench.scale_summary(runs_k), bench.scale_summary(runs_r)
+    assert (k["up"], r["up"]) == (5.0, 5.0)                # medians
+    assert bench.scale_ratio(k, r, "up") == 1.0            # 2, 1, 1 per round
+    assert bench.scale_ratio(k, r, "down") == 1.0          # 1, .5, 2
+    assert bench.scale_ratio({"up": 6.0}, {"up": 4.0}, "up") == 1.5   # no rounds: medians
