@@ -552,12 +552,12 @@ class Bench:
                 self.floor.setdefault(label, {}).setdefault(rt.name, {})[rnd] = Sample(
                     k * s.wall, k * s.cpu)
 
-    def run_measure(self, measure, fn, rss=True, floor=True):
+    def run_measure(self, measure, fn, rss=True, floor=True, runs=None):
         live = [rt for rt in self.rts if (measure, rt.name) not in self.failed]
         say("# %s: warm-up" % measure)
         for rt in live:
             self.one(measure, fn, rt)
-        for rnd in range(self.a.runs):
+        for rnd in range(runs or self.a.runs):
             for rt in self.rotate(rnd):
                 if (measure, rt.name) in self.failed:
                     continue
@@ -686,7 +686,7 @@ class Bench:
             for m in ENGINES:
                 fn = self.engines.measures.get(m)
                 if m in want and fn:
-                    self.run_measure(m, fn, rss=False, floor=False)
+                    self.run_measure(m, fn, rss=False, floor=False, runs=self.a.engine_runs)
         if "scale" in want and self.a.scale > 0:
             # rounds interleaved and rotated as the other measures, so a ratio
             # is paired (a failed run makes that runtime's scale n/a)
@@ -1383,6 +1383,9 @@ def main(argv=None):
     ap.add_argument("--scale", type=int, default=100,
                     help="containers in the scale test (default 100; 0 skips it)")
     ap.add_argument("--par", type=int, default=4, help="parallelism of the parallel scale test")
+    ap.add_argument("--engine-runs", type=int, default=31,
+                    help="rounds per engine with --engines (default 31: an engine call "
+                         "varies by +-50%% here)")
     ap.add_argument("--scale-rounds", type=int, default=3,
                     help="rounds of the scale test, interleaved and paired (default 3)")
     ap.add_argument("--only", default="", help="comma-separated measures: " + ",".join(NAMES))

@@ -11,9 +11,9 @@ bench/run.sh picks ${KAGO_PREFIX:-/opt/kago}/venv/bin/python for --engines.
 Timed, per round and runtime (wall, from the harness):
 - podman:  `podman run --rm --network none IMAGE true`
 - ctr:     `ctr run --rm IMAGE ID true`
-- cri:     RunPodSandbox + CreateContainer(true) + StartContainer, then
-           StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox
-           (gRPC calls made in this process, as kubelet makes them)
+- cri:     RunPodSandbox + CreateContainer(true) + StartContainer, ContainerStatus
+           until it exited, then StopContainer, RemoveContainer, StopPodSandbox,
+           RemovePodSandbox (gRPC calls made in this process, as kubelet makes them)
 - docker:  `docker run --rm --network none IMAGE true`
 """
 
@@ -150,8 +150,22 @@ class Engines:
         try:
             pod = cri.pod(name)
             cid = cri.container(pod, name, ["true"])
+            # as kubelet: see the container exit (ContainerStatus), then stop
+            # and remove it; containerd may still call it running for a moment
+            # after StopContainer returns ("to stop first"): retried
+            exited = cri.pb.ContainerState.Value("CONTAINER_EXITED")
+            end = time.monotonic() + self.b.a.timeout
+            while cri.status(cid).status.state != exited and time.monotonic() < end:
+                time.sleep(0.002)
             cri.call("StopContainer", container_id=cid, timeout=0)
-            cri.call("RemoveContainer", container_id=cid)
+            for _ in range(500):
+                try:
+                    cri.call("RemoveContainer", container_id=cid)
+                    break
+                except Exception as e:          # noqa: BLE001 - grpc.RpcError
+                    if "to stop first" not in str(e):
+                        raise
+                    time.sleep(0.002)
             cri.call("StopPodSandbox", pod_sandbox_id=pod[0])
             cri.call("RemovePodSandbox", pod_sandbox_id=pod[0])
             cri.pods.remove(pod[0])
