@@ -1283,7 +1283,7 @@ def targets16(b, rt, runc):
     for label in LIGHT:
         own, c = own_of(b, label, rt), base(label)
         if own and c:
-            cpu = paired_cpu_ratio(own, c) if all(x.cpu > 0 for x in own.values()) else None
+            cpu = paired_cpu_ratio(own, c)     # (a round's own cpu may come out <= 0: noise)
             line("own cost of %s <= runc's whole call" % label.strip(), paired_ratio(own, c), 1.0,
                  extra=" [own %.1f ms, runc %.1f ms; cpu: own %.1f ms, runc %.1f ms, %s]" % (
                      med([x.wall for x in own.values()]) * 1e3,
