@@ -70,9 +70,29 @@ MEASURES = [
     ("delete-force", "delete --force (running)"),
     ("exec", "exec /bin/true"),
     ("pause", "pause+resume"),
+    ("run-podman", "run /bin/true, podman config"),
+    ("create-podman", "create, podman config"),
+    ("exec-podman", "exec /bin/true, podman config"),
+    ("run-podman-noseccomp", "run /bin/true, podman config without seccomp"),
+    ("podman", "podman run --rm"),
+    ("ctr", "ctr run --rm"),
+    ("cri", "CRI pod+container"),
+    ("docker", "docker run --rm"),
     ("scale", "scale"),
 ]
 NAMES = [m for m, _ in MEASURES]
+ENGINES = ["podman", "ctr", "cri", "docker"]     # run with --engines only
+# runtime calls in a label (its own cost subtracts that many interpreter floors)
+CALLS = {"create+start+wait+delete": 3, "pause+resume": 2,
+         "  wait (start returned -> init reaped)": 0}
+# issue 16: a light verb's own cost (call - interpreter floor) <= runc's whole call
+LIGHT = ["start", "state", "kill", "delete (created)", "delete --force (running)",
+         "  pause", "  resume"]
+# issue 16: <= 1.10x runc wall, on the bench bundle and on podman's config
+HEAVY = ["create", "run /bin/true", "exec /bin/true", "create, podman config",
+         "run /bin/true, podman config", "exec /bin/true, podman config",
+         "run /bin/true, podman config without seccomp"]
+PODMAN_TEMPLATE = os.path.join(HERE, "podman-config.json")
 
 
 class CallFailed(Exception):
@@ -118,7 +138,7 @@ def wait_exit(pid, timeout=None, child=True):
         return None
 
 
-def spawn(argv, *, timeout=120.0, rss=False, stdout=None):
+def spawn(argv, *, timeout=120.0, rss=False, stdout=None, env=None):
     """Run argv; return (rc, Sample, stderr text).  stdout: an fd, or /dev/null."""
     tid = threading.get_ident()
     errpath = os.path.join(Bench.work, ".err.%d" % tid)
@@ -131,7 +151,7 @@ def spawn(argv, *, timeout=120.0, rss=False, stdout=None):
           (os.POSIX_SPAWN_DUP2, errfd, 2)]
     try:
         t0 = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, ENV, file_actions=fa)
+        pid = os.posix_spawn(argv[0], argv, env or ENV, file_actions=fa)
         res = wait_exit(pid, timeout)
         t1 = time.perf_counter()
         os.lseek(errfd, 0, os.SEEK_SET)
@@ -235,6 +255,13 @@ class Runtime:
         self.pidfiles = os.path.join(root, ".pid")
         self.n = 0
         self.version = ""
+        shebang = ""
+        try:
+            with open(exe, "rb") as f:
+                shebang = f.read(200).split(b"\n")[0].decode(errors="replace")
+        except OSError:
+            pass
+        self.floor = floor_argv(self.argv, shebang)
 
     def cmd(self, *args):
         return self.argv + ["--root", self.root] + list(args)
@@ -247,6 +274,23 @@ class Runtime:
         rc, _, err = spawn_out(self.argv + ["--version"])
         self.version = first_line(err[0]) if rc == 0 else ""
         return None if rc == 0 else "--version failed: %s" % first_line(err[1])
+
+
+def floor_argv(argv, shebang=""):
+    """The start-up floor of a runtime written in Python: its interpreter running
+    `-IS -c pass` (the launcher's interpreter, from argv or the script's #! line);
+    None for any other runtime (its whole call is its own cost)."""
+    def python(word):
+        return "python" in os.path.basename(word)
+
+    if len(argv) > 1 and python(argv[0]):
+        return [argv[0], "-IS", "-c", "pass"]
+    words = shebang[2:].split() if shebang.startswith("#!") else []
+    if words and os.path.basename(words[0]) == "env" and len(words) > 1:
+        words = [shutil.which(words[1], path=ENV["PATH"]) or words[1]] + words[2:]
+    if words and python(words[0]):
+        return [words[0], "-IS", "-c", "pass"]
+    return None
 
 
 def spawn_out(argv, timeout=60.0):
@@ -295,7 +339,12 @@ class Bench:
         self.rssdata = {}     # label -> rt.name -> [KiB]
         self.extras = {}      # label -> rt.name -> [number]
         self.failed = {}      # (measure, rt.name) -> reason
-        self.scale = {}       # (par, rt.name) -> {up, list, down} seconds
+        self.scale = {}       # (par, rt.name) -> {up, list, down...} medians, "rounds": [...]
+        self.scale_runs = {}  # (par, rt.name) -> {round: {up, list, down...} seconds}
+        self.floor = {}       # label -> rt.name -> {round: Sample}: CALLS x `-IS -c pass`
+        self.running = {}     # rt.name -> id of a running bench-bundle container
+        self.running_pod = {} # rt.name -> id of a running podman-config container
+        self.engines = None   # bench/engines.py's Engines with --engines
         self.sample_ids = []  # ids made by the sample in progress
         self.lock = threading.Lock()
 
@@ -343,11 +392,30 @@ class Bench:
         return None
 
     # ---- measures: each returns ({label: Sample}, {extra label: number})
-    def m_run(self, rt):
+    def m_run(self, rt, bundle=None, label="run /bin/true"):
         cid = self.new_id(rt)
-        s = self.call(rt, "run", "--bundle", self.bundle_true, cid)
+        s = self.call(rt, "run", "--bundle", bundle or self.bundle_true, cid)
         self.gone(rt, cid)
-        return {"run /bin/true": s}, {}
+        return {label: s}, {}
+
+    def m_run_podman(self, rt):
+        return self.m_run(rt, self.pod_true, "run /bin/true, podman config")
+
+    def m_run_podman_noseccomp(self, rt):
+        return self.m_run(rt, self.pod_noseccomp, "run /bin/true, podman config without seccomp")
+
+    def m_create_podman(self, rt):
+        cid = self.new_id(rt)
+        s = self.call(rt, "create", "--bundle", self.pod_sleep, "--pid-file",
+                      self.pidfile(rt, cid), cid)
+        self.quiet(rt, "delete", "--force", cid)
+        self.gone(rt, cid)
+        reap()
+        return {"create, podman config": s}, {}
+
+    def m_exec_podman(self, rt):
+        return {"exec /bin/true, podman config":
+                self.call(rt, "exec", self.running_pod[rt.name], "/bin/true")}, {}
 
     def m_lifecycle(self, rt):
         cid = self.new_id(rt)
@@ -391,8 +459,8 @@ class Bench:
                   cid, timed=False)
         return cid, read_pid(pidf)
 
-    def _running(self, rt):
-        cid, pid = self._created(rt)
+    def _running(self, rt, bundle=None):
+        cid, pid = self._created(rt, bundle)
         self.call(rt, "start", cid, timed=False)
         return cid, pid
 
@@ -472,19 +540,33 @@ class Bench:
         k = rnd % len(self.rts)
         return self.rts[k:] + self.rts[:k]
 
-    def run_measure(self, measure, fn):
+    def record_floor(self, rnd, rt, res):
+        """Right after rt's call of round rnd: its interpreter's bare start-up
+        (`-IS -c pass`), CALLS[label] times for each label of the result."""
+        rc, s, _ = spawn(rt.floor, timeout=self.a.timeout)
+        if rc != 0:
+            return
+        for label in res[0]:
+            k = CALLS.get(label, 1)
+            if k:
+                self.floor.setdefault(label, {}).setdefault(rt.name, {})[rnd] = Sample(
+                    k * s.wall, k * s.cpu)
+
+    def run_measure(self, measure, fn, rss=True, floor=True, runs=None):
         live = [rt for rt in self.rts if (measure, rt.name) not in self.failed]
         say("# %s: warm-up" % measure)
         for rt in live:
             self.one(measure, fn, rt)
-        for rnd in range(self.a.runs):
+        for rnd in range(runs or self.a.runs):
             for rt in self.rotate(rnd):
                 if (measure, rt.name) in self.failed:
                     continue
                 res = self.one(measure, fn, rt)
                 if res is not None:
                     self.record(rnd, rt, res)
-        if self.a.rss_runs <= 0 or not os.access(TIME, os.X_OK):
+                    if floor and rt.floor:
+                        self.record_floor(rnd, rt, res)
+        if not rss or self.a.rss_runs <= 0 or not os.access(TIME, os.X_OK):
             return
         self.rss_mode = True
         try:
@@ -501,7 +583,7 @@ class Bench:
         finally:
             self.rss_mode = False
 
-    def run_scale(self, rt, n, par):
+    def run_scale(self, rt, n, par, rnd=0):
         ids = [self.new_id(rt) for _ in range(n)]
 
         cpu = {"up": 0.0, "down": 0.0}
@@ -551,48 +633,74 @@ class Bench:
             self.gone(rt, cid)
         reap()
         if res:
-            self.scale[(par, rt.name)] = res
+            self.scale_runs.setdefault((par, rt.name), {})[rnd] = res
 
     # ---- the whole run
+    def start_shared(self, table, bundle, measures):
+        """One running container per runtime for measures that need one."""
+        for rt in self.rts:
+            self.sample_ids = []
+            try:
+                table[rt.name] = self._running(rt, bundle)[0]
+            except (CallFailed, OSError, ValueError) as e:
+                for m in measures:
+                    self.failed[(m, rt.name)] = "no running container: %s" % e
+                for r, cid in self.sample_ids:
+                    self.gone(r, cid)
+
+    def stop_shared(self, table):
+        for rt in self.rts:
+            cid = table.pop(rt.name, None)
+            if cid:
+                self.quiet(rt, "resume", cid)
+                self.gone(rt, cid)
+        reap()
+
     def run(self):
         only = set(filter(None, self.a.only.split(",")))
         want = [m for m in NAMES if not only or m in only]
         simple = [("run", self.m_run), ("lifecycle", self.m_lifecycle),
                   ("create", self.m_create), ("start", self.m_start),
                   ("kill", self.m_kill), ("delete", self.m_delete),
-                  ("delete-force", self.m_delete_force)]
+                  ("delete-force", self.m_delete_force),
+                  ("run-podman", self.m_run_podman), ("create-podman", self.m_create_podman),
+                  ("run-podman-noseccomp", self.m_run_podman_noseccomp)]
         onrun = [("state", self.m_state), ("exec", self.m_exec), ("pause", self.m_pause)]
         t0 = time.perf_counter()
         for m, fn in simple:
             if m in want:
                 self.run_measure(m, fn)
-        if any(m in want for m, _ in onrun):
-            self.running = {}
-            for rt in self.rts:
-                self.sample_ids = []
-                try:
-                    self.running[rt.name] = self._running(rt)[0]
-                except (CallFailed, OSError, ValueError) as e:
-                    for m, _ in onrun:
-                        self.failed[(m, rt.name)] = "no running container: %s" % e
-                    for r, cid in self.sample_ids:
-                        self.gone(r, cid)
+        for table, bundle, group in ((self.running, self.bundle_sleep, onrun),
+                                     (self.running_pod, self.pod_sleep,
+                                      [("exec-podman", self.m_exec_podman)])):
+            if not any(m in want for m, _ in group):
+                continue
+            self.start_shared(table, bundle, [m for m, _ in group])
             try:
-                for m, fn in onrun:
+                for m, fn in group:
                     if m in want:
                         self.run_measure(m, fn)
             finally:
-                for rt in self.rts:
-                    cid = self.running.get(rt.name)
-                    if cid:
-                        self.quiet(rt, "resume", cid)
-                        self.gone(rt, cid)
-                reap()
+                self.stop_shared(table)
+        if self.engines:
+            for m in ENGINES:
+                fn = self.engines.measures.get(m)
+                if m in want and fn:
+                    self.run_measure(m, fn, rss=False, floor=False, runs=self.a.engine_runs)
         if "scale" in want and self.a.scale > 0:
-            for par in (1, self.a.par):
-                for rt in self.rts:
-                    say("# scale: %s, %d containers, parallel %d" % (rt.name, self.a.scale, par))
-                    self.run_scale(rt, self.a.scale, par)
+            # rounds interleaved and rotated as the other measures, so a ratio
+            # is paired (a failed run makes that runtime's scale n/a)
+            for rnd in range(self.a.scale_rounds):
+                for par in (1, self.a.par):
+                    for rt in self.rotate(rnd):
+                        if ("scale %d" % par, rt.name) in self.failed:
+                            continue
+                        say("# scale: %s, %d containers, parallel %d, round %d"
+                            % (rt.name, self.a.scale, par, rnd + 1))
+                        self.run_scale(rt, self.a.scale, par, rnd)
+            for key, runs in self.scale_runs.items():
+                if ("scale %d" % key[0], key[1]) not in self.failed:
+                    self.scale[key] = scale_summary(runs)
         self.elapsed = time.perf_counter() - t0
 
 
@@ -622,6 +730,59 @@ def build_bundles(work):
         with open(p, "w") as f:
             json.dump(c, f, indent=1)
     return true_b, sleep_b
+
+
+def podman_config(template, rootfs, userdata, args, hard):
+    """config.json as podman 4.3.1 sends it (bench/podman-config.json, captured
+    with a runtime that copies its bundle's config.json) for ROOTFS running
+    ARGS: its mounts (with the files podman binds from its per-container
+    userdata dir made under USERDATA), capabilities, rlimits, seccomp profile,
+    masked and read-only paths, devices and pids limit.  Two changes: no
+    cgroupsPath (one bundle serves many containers: each runtime's default
+    path by id), and each rlimit at most HARD (type -> the caller's hard limit:
+    raising one needs CAP_SYS_RESOURCE, which this sandbox lacks, so runc and
+    kago both fail with EPERM above it, as the engine suite found)."""
+    text = json.dumps(template).replace("@USERDATA@", userdata).replace("@ROOTFS@", rootfs)
+    c = json.loads(text)
+    c["process"]["args"] = list(args)
+    c["linux"].pop("cgroupsPath", None)
+    for r in c["process"].get("rlimits", []):
+        h = hard.get(r["type"])
+        if h is not None and h >= 0:
+            r["hard"], r["soft"] = min(r["hard"], h), min(r["soft"], h)
+    return c
+
+
+def build_podman_bundles(work, rootfs):
+    """bundle-podman-true, -sleep and -noseccomp (true, without podman's seccomp
+    profile) on the bench bundle's rootfs."""
+    import resource
+    with open(PODMAN_TEMPLATE) as f:
+        template = json.load(f)
+    userdata = os.path.join(work, "podman-userdata")
+    os.makedirs(os.path.join(userdata, "shm"), exist_ok=True)
+    for name, text in (("hosts", "127.0.0.1 localhost\n"), ("hostname", "bench\n"),
+                       (".containerenv", "")):
+        with open(os.path.join(userdata, name), "w") as f:
+            f.write(text)
+    hard = {}
+    for r in template["process"].get("rlimits", []):
+        n = getattr(resource, r["type"], None)
+        if n is not None:
+            hard[r["type"]] = resource.getrlimit(n)[1]
+    out = []
+    for name, args in (("bundle-podman-true", ["/bin/true"]),
+                       ("bundle-podman-sleep", ["/bin/sleep", "1000"]),
+                       ("bundle-podman-noseccomp", ["/bin/true"])):
+        b = os.path.join(work, name)
+        os.makedirs(b, exist_ok=True)
+        c = podman_config(template, rootfs, userdata, args, hard)
+        if name.endswith("noseccomp"):
+            del c["linux"]["seccomp"]
+        with open(os.path.join(b, "config.json"), "w") as f:
+            json.dump(c, f, indent=1)
+        out.append(b)
+    return out
 
 
 def cgroup_mounts():
@@ -745,6 +906,42 @@ def paired_cpu_ratio(a, b):
     return statistics.median(rr) if rr else None
 
 
+def scale_summary(runs):
+    """{round: {measure: seconds}} -> the medians, with the rounds kept."""
+    keys = next(iter(runs.values())).keys()
+    out = {k: statistics.median([r[k] for r in runs.values()]) for k in keys}
+    out["rounds"] = {str(k): v for k, v in runs.items()}
+    return out
+
+
+def scale_ratio(r, q, key):
+    """r[key] / q[key]: the median of the per-round ratios when both ran in
+    the same rounds (paired), else the ratio of the medians."""
+    a, c = r.get("rounds") or {}, q.get("rounds") or {}
+    common = [k for k in a if k in c and c[k][key] > 0]
+    if common:
+        return statistics.median([a[k][key] / c[k][key] for k in common])
+    return r[key] / q[key]
+
+
+def own_samples(ss, fl):
+    """Per round: a call's wall and cpu minus its interpreter floor measured in
+    the same round (rounds with both)."""
+    return {k: Sample(ss[k].wall - fl[k].wall, ss[k].cpu - fl[k].cpu) for k in ss if k in fl}
+
+
+def own_of(b, label, rt):
+    """rt's own-cost samples for label: the call minus the floor for a runtime in
+    Python, the whole call for any other; None when not measured."""
+    ss = b.data.get(label, {}).get(rt.name)
+    if not ss:
+        return None
+    if not getattr(rt, "floor", None):
+        return ss
+    fl = b.floor.get(label, {}).get(rt.name)
+    return own_samples(ss, fl) if fl else None
+
+
 def base_of(rts, kind):
     for rt in rts:
         if rt.kind == kind:
@@ -866,11 +1063,13 @@ def report(b, info, out=sys.stdout):
                 p("| %s | n/a | | |" % rt.name)
                 continue
             p("| %s | %.1f | %.1f | %s |" % (rt.name, rss / MIB, (hwm or 0) / MIB, fmt(cpu)))
+    own_table(b, bases, p)
     # scale
     if b.scale or any(k[0].startswith("scale") for k in b.failed):
         p()
         p("# scale: %d containers (`sleep 1000`): create+start each, `list -q`, "
-          "delete --force each; cpu = the runtime calls' own (wait4)" % b.a.scale)
+          "delete --force each; cpu = the runtime calls' own (wait4); medians of %s "
+          "rounds, ratios paired by round" % (b.a.scale, getattr(b.a, "scale_rounds", 1)))
         hdr = "| parallel | runtime | up s | ms/container | up cpu s | list ms | delete s | delete cpu s |"
         sep = "|---:|---|---:|---:|---:|---:|---:|---:|"
         for bs in bases:
@@ -891,21 +1090,71 @@ def report(b, info, out=sys.stdout):
                     r["list"] * 1e3, r["down"], r["down cpu"])
                 for bs in bases:
                     q = b.scale.get((par, bs.name))
-                    row += " %s | %s |" % ((fmt(r["up"] / q["up"], "%.2f"),
-                                            fmt(r["down"] / q["down"], "%.2f")) if q else ("-", "-"))
+                    row += " %s | %s |" % ((fmt(scale_ratio(r, q, "up"), "%.2f"),
+                                            fmt(scale_ratio(r, q, "down"), "%.2f")) if q
+                                           else ("-", "-"))
                 p(row)
     # targets
+    for rt in rts:
+        if runc and rt is not runc and rt is not crun:
+            p()
+            p("# issue 16 targets for %s (wall, median of paired ratios; own cost = the call "
+              "minus its interpreter's `-IS -c pass` in the same round)" % rt.name)
+            for line in targets16(b, rt, runc):
+                p(line)
     if runc and crun:
         for rt in rts:
             if rt in (runc, crun):
                 continue
             p()
-            p("# targets for %s (issue 6, and issues 2 and 3 where they set one; "
+            p("# retired targets for %s (issue 6, and issues 2 and 3 where they set one; "
               "wall unless it says cpu: median of paired ratios)" % rt.name)
             for line in targets(b, rt, runc, crun):
                 p(line)
     p()
     p("# total %.0f s" % b.elapsed)
+
+
+def own_table(b, bases, p):
+    """Own cost: each call minus its interpreter floor (runtimes in Python)."""
+    withfloor = [rt for rt in b.rts if getattr(rt, "floor", None)]
+    if not withfloor or not b.floor:
+        return
+    p()
+    p("# own cost: a call minus the launcher's interpreter running `-IS -c pass`, spawned "
+      "right after it in the same round (x the label's runtime calls); a runtime not in "
+      "Python: its whole call. x runc / x crun: paired, own cost / their whole call")
+    hdr = "| measure | runtime | call wall ms | floor wall ms | own wall ms | own cpu ms |"
+    sep = "|---|---|---:|---:|---:|---:|"
+    for bs in bases:
+        hdr += " own x %s |" % bs.name
+        sep += "---:|"
+    p(hdr)
+    p(sep)
+    for measure, head in MEASURES:
+        labels = [head] + sorted({lb for lb in b.data if lb.startswith("  ")
+                                  and _belongs(lb, measure)}, key=_suborder)
+        for label in labels:
+            if label not in b.floor or CALLS.get(label, 1) == 0:
+                continue
+            shown = False
+            for rt in b.rts:
+                own = own_of(b, label, rt)
+                if not own:
+                    continue
+                ss = b.data[label][rt.name]
+                fl = b.floor.get(label, {}).get(rt.name)
+                row = "| %s | %s | %.1f | %s | %.1f | %.1f |" % (
+                    "" if shown else label.strip(), rt.name,
+                    med([x.wall for x in ss.values()]) * 1e3,
+                    fmt(med([x.wall for x in fl.values()]) * 1e3) if fl else "-",
+                    med([x.wall for x in own.values()]) * 1e3,
+                    med([x.cpu for x in own.values()]) * 1e3)
+                shown = True
+                for bs in bases:
+                    bss = b.data.get(label, {}).get(bs.name)
+                    row += " %s |" % (fmt(paired_ratio(own, bss), "%.2f") if bss else "-")
+                p(row)
 
 
 def summary(b, bases, p):
@@ -918,6 +1167,13 @@ def summary(b, bases, p):
     for rt in others:
         for bs in bases:
             hdr += " %s x %s |" % (rt.name, bs.name)
+            sep += "---:|"
+    owners = [rt for rt in others if getattr(rt, "floor", None)] if b.floor else []
+    for rt in owners:
+        hdr += " %s own ms |" % rt.name
+        sep += "---:|"
+        for bs in bases[:1]:
+            hdr += " %s own x %s |" % (rt.name, bs.name)
             sep += "---:|"
     p(hdr)
     p(sep)
@@ -936,12 +1192,18 @@ def summary(b, bases, p):
             for bs in bases:
                 a, c = per.get(rt.name), per.get(bs.name)
                 row += " %s |" % (fmt(paired_ratio(a, c), "%.2f") if a and c else "n/a")
+        for rt in owners:
+            own = own_of(b, head, rt) if CALLS.get(head, 1) else None
+            row += " %s |" % (fmt(med([x.wall for x in own.values()]) * 1e3) if own else "-")
+            for bs in bases[:1]:
+                c = per.get(bs.name)
+                row += " %s |" % (fmt(paired_ratio(own, c), "%.2f") if own and c else "-")
         p(row)
     w = {rt.name: med(b.extras.get("VmRSS KiB", {}).get(rt.name, [])) for rt in rts}
     if any(v is not None for v in w.values()):
         p("| waiting init VmRSS MiB |" + "".join(
             " %s |" % (fmt(w[rt.name] / MIB) if w[rt.name] is not None else "n/a")
-            for rt in rts) + " |" * (len(others) * len(bases)))
+            for rt in rts) + " |" * (len(others) * len(bases) + len(owners) * (1 + min(1, len(bases)))))
     peaks = {}
     for rt in rts:
         v = [med(x[rt.name]) for x in b.rssdata.values() if x.get(rt.name)]
@@ -949,7 +1211,7 @@ def summary(b, bases, p):
     if any(v is not None for v in peaks.values()):
         p("| highest peak RSS of a call, MiB |" + "".join(
             " %s |" % (fmt(peaks[rt.name] / MIB) if peaks[rt.name] is not None else "n/a")
-            for rt in rts) + " |" * (len(others) * len(bases)))
+            for rt in rts) + " |" * (len(others) * len(bases) + len(owners) * (1 + min(1, len(bases)))))
 
 
 def _belongs(label, measure):
@@ -1007,14 +1269,72 @@ def targets(b, rt, runc, crun):
     return out
 
 
+def targets16(b, rt, runc):
+    """Issue 16's targets for rt against runc, one line each, met or not."""
+    out = []
+
+    def line(what, val, limit, unit="x", extra=""):
+        if val is None:
+            return
+        out.append("- [%s] %s: %.2f%s (target <= %g%s)%s" % (
+            "met" if val <= limit else "NOT met", what, val, unit, limit, unit, extra))
+
+    base = lambda lb: b.data.get(lb, {}).get(runc.name)
+    for label in LIGHT:
+        own, c = own_of(b, label, rt), base(label)
+        if own and c:
+            cpu = paired_cpu_ratio(own, c)     # (a round's own cpu may come out <= 0: noise)
+            line("own cost of %s <= runc's whole call" % label.strip(), paired_ratio(own, c), 1.0,
+                 extra=" [own %.1f ms, runc %.1f ms; cpu: own %.1f ms, runc %.1f ms, %s]" % (
+                     med([x.wall for x in own.values()]) * 1e3,
+                     med([x.wall for x in c.values()]) * 1e3,
+                     med([x.cpu for x in own.values()]) * 1e3,
+                     med([x.cpu for x in c.values()]) * 1e3,
+                     "%.2fx" % cpu if cpu is not None else "n/a"))
+    for label in HEAVY:
+        a, c = b.data.get(label, {}).get(rt.name), base(label)
+        if a and c:
+            line("%s <= 1.10 x runc" % label, paired_ratio(a, c), 1.10)
+    for m in ENGINES:
+        label = dict(MEASURES)[m]
+        a, c = b.data.get(label, {}).get(rt.name), base(label)
+        if a and c:
+            line("%s <= 1.03 x runc" % label, paired_ratio(a, c), 1.03)
+        elif (m, rt.name) in b.failed or (m, runc.name) in b.failed:
+            out.append("- [n/a] %s: %s" % (label, b.failed.get((m, rt.name))
+                                           or "runc: " + b.failed.get((m, runc.name))))
+    scale = getattr(b, "scale", {})
+    par = getattr(b.a, "par", 4) if hasattr(b, "a") else 4
+    for p, lim, what in ((1, 1.2, "one by one"), (par, 1.0, "%d at a time" % par)):
+        r, q = scale.get((p, rt.name)), scale.get((p, runc.name))
+        if r and q:
+            line("scale: containers up %s <= %g x runc" % (what, lim), scale_ratio(r, q, "up"),
+                 lim)
+    w = med(b.extras.get("VmRSS KiB", {}).get(rt.name, []))
+    wr = med(b.extras.get("VmRSS KiB", {}).get(runc.name, []))
+    if w is not None and wr:
+        line("waiting init VmRSS <= runc's (%.1f MiB)" % (wr / MIB), w / MIB, wr / MIB, " MiB")
+    peaks = [(med(v[rt.name]), lb) for lb, v in b.rssdata.items() if v.get(rt.name)]
+    rpeaks = [(med(v[runc.name]), lb) for lb, v in b.rssdata.items() if v.get(runc.name)]
+    if peaks and rpeaks:
+        worst, lb = max(peaks)
+        rworst, rlb = max(rpeaks)
+        line("highest peak RSS of a call (%s) <= runc's highest (%s, %.1f MiB)"
+             % (lb.strip(), rlb.strip(), rworst / MIB), worst / MIB, rworst / MIB, " MiB")
+    return out
+
+
 def dump_json(b, info, path):
     out = {"machine": info, "runs": b.a.runs, "rss_runs": b.a.rss_runs, "scale_n": b.a.scale,
-           "par": b.a.par, "elapsed": b.elapsed,
+           "par": b.a.par, "scale_rounds": b.a.scale_rounds, "elapsed": b.elapsed,
            "runtimes": {rt.name: rt.argv for rt in b.rts},
            "samples": {lb: {n: {str(k): [s.wall, s.cpu, s.rss] for k, s in ss.items()}
                             for n, ss in per.items()} for lb, per in b.data.items()},
            "peak_rss_kib": b.rssdata, "init": b.extras,
            "scale": {"%d|%s" % k: v for k, v in b.scale.items()},
+           "floor": {lb: {n: {str(k): [s.wall, s.cpu] for k, s in ss.items()}
+                          for n, ss in per.items()} for lb, per in b.floor.items()},
+           "floor_argv": {rt.name: rt.floor for rt in b.rts if rt.floor},
            "failed": {"%s|%s" % k: v for k, v in b.failed.items()}}
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
@@ -1030,18 +1350,24 @@ def from_json(path):
     class A:
         runs, rss_runs = d.get("runs", 0), d.get("rss_runs", 3)
         scale, par = d.get("scale_n", 100), d.get("par", 4)
+        scale_rounds = d.get("scale_rounds", 1)
 
     rts = []
     for name, argv in d["runtimes"].items():
         rt = Runtime.__new__(Runtime)
         rt.name, rt.argv = name, argv
         rt.kind = os.path.basename(argv[0]) if name != "kago" else "kago"
+        rt.floor = d.get("floor_argv", {}).get(name)
         rts.append(rt)
     b = Bench(A, rts)
     for lb, per in d["samples"].items():
         for n, ss in per.items():
             for k, v in ss.items():
                 b.data.setdefault(lb, {}).setdefault(n, {})[int(k)] = Sample(*v)
+    for lb, per in d.get("floor", {}).items():
+        for n, ss in per.items():
+            for k, v in ss.items():
+                b.floor.setdefault(lb, {}).setdefault(n, {})[int(k)] = Sample(*v)
     b.rssdata, b.extras = d.get("peak_rss_kib", {}), d.get("init", {})
     b.scale = {(int(k.split("|")[0]), k.split("|", 1)[1]): v for k, v in d.get("scale", {}).items()}
     b.failed = {tuple(k.split("|", 1)): v for k, v in d.get("failed", {}).items()}
@@ -1057,6 +1383,11 @@ def main(argv=None):
     ap.add_argument("--scale", type=int, default=100,
                     help="containers in the scale test (default 100; 0 skips it)")
     ap.add_argument("--par", type=int, default=4, help="parallelism of the parallel scale test")
+    ap.add_argument("--engine-runs", type=int, default=31,
+                    help="rounds per engine with --engines (default 31: an engine call "
+                         "varies by +-50%% here)")
+    ap.add_argument("--scale-rounds", type=int, default=3,
+                    help="rounds of the scale test, interleaved and paired (default 3)")
     ap.add_argument("--only", default="", help="comma-separated measures: " + ",".join(NAMES))
     ap.add_argument("--rss-runs", type=int, default=3,
                     help="rounds of the peak-RSS pass under /usr/bin/time (default 3; 0 skips)")
@@ -1065,10 +1396,18 @@ def main(argv=None):
     ap.add_argument("--work", help="scratch dir to use (default: a new one under /run)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
     ap.add_argument("--from-json", metavar="FILE", help="re-print the report of a saved run")
+    ap.add_argument("--engines", nargs="?", const=",".join(ENGINES), default="",
+                    metavar="E[,E]",
+                    help="also time engines end to end with each runtime (bench/engines.py): "
+                         + ",".join(ENGINES) + " (default all of them); needs the engine "
+                         "suite's Python (pytest, grpcio)")
     a = ap.parse_args(argv)
     if a.from_json:
         from_json(a.from_json)
         return 0
+    bad = set(filter(None, a.engines.split(","))) - set(ENGINES)
+    if bad:
+        ap.error("unknown engine(s) %s; known: %s" % (",".join(sorted(bad)), ",".join(ENGINES)))
     bad = set(filter(None, a.only.split(","))) - set(NAMES)
     if bad:
         ap.error("unknown measure(s) %s; known: %s" % (",".join(sorted(bad)), ",".join(NAMES)))
@@ -1119,6 +1458,14 @@ def main(argv=None):
         say("# bundles (scripts/mkbundle.sh) in %s" % work)
         b = Bench(a, rts)
         b.bundle_true, b.bundle_sleep = build_bundles(work)
+        b.pod_true, b.pod_sleep, b.pod_noseccomp = build_podman_bundles(work, os.path.join(b.bundle_true,
+                                                                           "rootfs"))
+        if a.engines:
+            sys.path.insert(0, HERE)
+            import engines
+            say("# engines: starting %s for %s" % (a.engines, ", ".join(r.name for r in rts)))
+            b.engines = engines.Engines(b, sys.modules[__name__], say)
+            b.engines.start_all(a.engines.split(","))
         info = machine_info(rts)
         b.run()
         report(b, info)
@@ -1130,6 +1477,8 @@ def main(argv=None):
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if b is not None and b.engines:
+            b.engines.close()
         cleanup(b, work, a.keep or bool(a.work))
     return rc
 

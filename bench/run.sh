@@ -18,6 +18,10 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
+case " $* " in
+    # the engines are started by tests/engines/conftest.py's classes: pytest, grpcio
+    *" --engines"*) PY=${PYTHON:-${KAGO_PREFIX:-/opt/kago}/venv/bin/python} ;;
+esac
 [ -x "$PY" ] || PY=$(command -v python3)
 
 SCRIPT=$HERE/bench.py

@@ -3,9 +3,13 @@
 ``import json`` pulls in re and enum: about 10 ms of start-up on this class of
 machine, more than a whole ``kago state`` may cost.  The C accelerator
 ``_json`` that json itself uses is cheap to import; this module drives it
-directly.  ``loads`` behaves like ``json.loads`` (strict, no NaN/Infinity
-accepted unless ``allow_nan``), ``dumps`` like ``json.dumps`` with
-``ensure_ascii=False`` (compact by default, or ``indent``ed).
+directly.  ``loads`` gives what ``json.loads`` gives, errors included
+(``JSONDecodeError`` with the same msg, pos, lineno and colno), except that,
+as Go's encoding/json (runc) does, it refuses ``NaN``/``Infinity`` and a UTF-8
+byte-order mark in bytes (json decodes bytes with utf-8-sig).  ``dumps`` gives
+what ``json.dumps(obj, ensure_ascii=False, allow_nan=False)`` gives, errors
+included (no check for circular references: kago dumps none).
+tests/unit/test_json.py checks both against ``json``.
 """
 
 import _json
@@ -39,9 +43,9 @@ _WS = " \t\n\r"
 
 def loads(s):
     if isinstance(s, (bytes, bytearray)):
-        if s[:3] == b"\xef\xbb\xbf":
-            raise JSONDecodeError("Unexpected UTF-8 BOM", s.decode("utf-8", "replace"), 0)
         s = s.decode("utf-8")
+    if s[:1] == "\ufeff":
+        raise JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", s, 0)
     n = len(s)
     i = 0
     while i < n and s[i] in _WS:
@@ -74,10 +78,16 @@ def _json_error():
     return ValueError
 
 
+def _default(o):
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+
 _enc_str = _json.encode_basestring
-_c_encoder = _json.make_encoder(None, None, _enc_str, None, ":", ",", False, False, True)
-_c_encoder_spaced = _json.make_encoder(None, None, _enc_str, None, ": ", ", ",
-                                       False, False, True)
+# (markers, default, encoder, indent, key_separator, item_separator, sort_keys,
+#  skipkeys, allow_nan)
+_c_encoder = _json.make_encoder(None, _default, _enc_str, None, ":", ",", False, False, False)
+_c_encoder_spaced = _json.make_encoder(None, _default, _enc_str, None, ": ", ", ",
+                                       False, False, False)
 
 
 def _float(o):
@@ -97,6 +107,19 @@ def dumps(obj, indent=None, separators=None, ensure_ascii=False):
     return "".join(out)
 
 
+def _key(k):
+    """A dict key as json writes it."""
+    if isinstance(k, str):
+        return k
+    if k is True or k is False or k is None:
+        return {True: "true", False: "false", None: "null"}[k]
+    if isinstance(k, int):
+        return int.__repr__(k)
+    if isinstance(k, float):
+        return _float(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
+
+
 def _pretty(o, out, ind, level):
     if isinstance(o, dict):
         if not o:
@@ -108,7 +131,7 @@ def _pretty(o, out, ind, level):
         for k, v in o.items():
             out.append(pad if first else "," + pad)
             first = False
-            out.append(_enc_str(str(k)))
+            out.append(_enc_str(_key(k)))
             out.append(": ")
             _pretty(v, out, ind, level + 1)
         out.append("\n" + ind * level + "}")
@@ -137,7 +160,7 @@ def _pretty(o, out, ind, level):
     elif isinstance(o, float):
         out.append(_float(o))
     else:
-        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+        _default(o)
 
 
 # --- Go's encoding/json strings (log records, kago.cli.output) --------------

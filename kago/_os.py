@@ -102,9 +102,9 @@ class _Path:
     def realpath(p):
         """The path with every symlink resolved, as the kernel resolves it
         (the link of an O_PATH fd); posixpath's for a path that does not
-        exist (its missing tail is kept as written)."""
+        exist (its missing tail is kept as written) or is given as bytes."""
         try:
-            fd = open(p, O_PATH | O_CLOEXEC)  # noqa: F405
+            fd = -1 if isinstance(p, bytes) else open(p, O_PATH | O_CLOEXEC)  # noqa: F405
         except (OSError, ValueError):
             fd = -1
         if fd >= 0:

@@ -91,3 +91,45 @@ def test_create_path_does_not_import_ctypes():
     loaded = set(res.stdout.split())
     assert "_ctypes" in loaded and "kago._ffi" in loaded
     assert "ctypes" not in loaded, sorted(m for m in loaded if "ctypes" in m)
+
+
+def _outcome(f):
+    try:
+        v = f()
+        return ("ok", v.value if hasattr(v, "value") else v)
+    except Exception as e:  # noqa: BLE001 - type and text are what is compared
+        return ("error", type(e).__name__, str(e))
+
+
+@pytest.mark.parametrize("case", [
+    lambda m, lib: m.CDLL("libkago-does-not-exist.so.9"),
+    lambda m, lib: lib.no_such_symbol_kago,
+    lambda m, lib: lib.close(1.5),                         # ArgumentError, as ctypes
+    lambda m, lib: lib.close(2 ** 70),
+    lambda m, lib: lib.close(-1),
+    lambda m, lib: lib.getpid(),
+    lambda m, lib: m.create_string_buffer(b"abc", 2),       # ValueError: too long
+    lambda m, lib: m.create_string_buffer(b"abc", 5).raw,
+    lambda m, lib: m.c_int(2 ** 40),                       # wraps silently in both
+    lambda m, lib: m.c_uint(-1),
+    lambda m, lib: m.c_ulong(-1),
+    lambda m, lib: m.c_ushort(70000),
+    lambda m, lib: m.c_char_p("str"),                      # TypeError
+    lambda m, lib: m.c_char_p(b"bytes"),
+    lambda m, lib: m.c_void_p(None),
+    lambda m, lib: m.sizeof(m.c_char * 7),
+    lambda m, lib: repr(m.c_int(3)),
+], ids=lambda f: "case")
+def test_same_results_and_errors_as_ctypes(case):
+    ours = _outcome(lambda: case(_ffi, _ffi.CDLL("libc.so.6")))
+    theirs = _outcome(lambda: case(ctypes, ctypes.CDLL("libc.so.6", use_errno=True)))
+    assert ours == theirs
+
+
+def test_structure_layout_matches_ctypes():
+    def layout(m):
+        class S(m.Structure):
+            _fields_ = [("a", m.c_char), ("b", m.c_uint32), ("c", m.c_uint64),
+                        ("d", m.c_ushort), ("e", m.c_void_p), ("f", m.c_int * 3)]
+        return m.sizeof(S), [getattr(S, n).offset for n in "abcdef"]
+    assert layout(_ffi) == layout(ctypes)

@@ -69,3 +69,54 @@ def test_getenv_and_makedirs(tmp_path, monkeypatch):
         _os.makedirs(str(tmp_path / "f"), exist_ok=True)
     with pytest.raises(NotADirectoryError):
         _os.makedirs(str(tmp_path / "f" / "x"), exist_ok=True)
+
+
+def _outcome(f, *a):
+    try:
+        return ("ok", f(*a))
+    except Exception as e:  # noqa: BLE001 - the type is what is compared
+        return ("error", type(e))
+
+
+ODD = [None, 1, "a\0b", "/proc/self/../self", "/a/./b//", "~", "/nosuch/../tmp"]
+
+
+@pytest.mark.parametrize("name", ["basename", "dirname", "abspath", "isabs", "split", "normpath",
+                                  "exists", "isdir", "realpath"])
+@pytest.mark.parametrize("arg", ODD + ["PurePath"], ids=repr)
+def test_path_errors_and_odd_inputs_match_posixpath(name, arg):
+    from pathlib import PurePosixPath
+    if arg == "PurePath":
+        arg = PurePosixPath("/a/../b")
+    assert _outcome(getattr(_os.path, name), arg) == _outcome(getattr(posixpath, name), arg)
+
+
+@pytest.mark.parametrize("args", [("a", None), ("/x", 1), ("a", "b\0"), ("", "")], ids=repr)
+def test_join_and_relpath_errors_match_posixpath(args):
+    assert _outcome(_os.path.join, *args) == _outcome(posixpath.join, *args)
+    if args[0]:
+        assert _outcome(_os.path.relpath, *args) == _outcome(posixpath.relpath, *args)
+
+
+def test_bytes_paths_are_refused_not_mistaken():
+    # kago._os.path is for str paths (kago passes nothing else): bytes raise
+    # TypeError where posixpath would accept them, never a wrong answer
+    for name in ("basename", "dirname", "abspath", "isabs", "split", "normpath"):
+        with pytest.raises(TypeError):
+            getattr(_os.path, name)(b"/a/b")
+        assert getattr(posixpath, name)(b"/a/b") is not None
+    with pytest.raises(TypeError):
+        _os.path.join(b"a", b"b")
+    for name in ("exists", "isdir", "realpath"):      # these take bytes like posixpath
+        assert getattr(_os.path, name)(b"/proc/self") == getattr(posixpath, name)(b"/proc/self")
+
+
+def test_posix_errors_are_the_real_ones(tmp_path):
+    with pytest.raises(FileNotFoundError) as a:
+        _os.open(str(tmp_path / "nosuch"), _os.O_RDONLY)
+    with pytest.raises(FileNotFoundError) as b:
+        os.open(str(tmp_path / "nosuch"), os.O_RDONLY)
+    assert (a.value.errno, a.value.filename) == (b.value.errno, b.value.filename)
+    assert _os.getenv("KAGO_SURELY_UNSET_VARIABLE") is os.getenv("KAGO_SURELY_UNSET_VARIABLE")
+    with pytest.raises(AttributeError):
+        _os.no_such_function_in_os
