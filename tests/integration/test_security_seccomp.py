@@ -11,7 +11,6 @@ import os
 import socket
 import struct
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -581,28 +580,6 @@ def test_listener_gets_the_state_without_a_notify_rule(bundle, run_kago, cid, li
     assert first["pid"] == pid and first["state"]["status"] == "creating"
     assert second["pid"] not in (0, pid) and second["state"]["status"] == "running"
     assert lst.notifications == []
-
-
-# --------------------------------------------------------------- performance
-
-def test_realistic_profile_create_is_quick(bundle, run_kago, make_cid):
-    """Creating with a ~450-syscall, 3-architecture profile costs little more
-    than without one."""
-    prof = json.loads((DATA / "seccomp_default.json").read_text())
-    plain = bundle("true")
-    withsc = bundle("true", linux={"seccomp": prof})
-
-    def create_time(b):
-        best = 1e9
-        for _ in range(3):
-            c = make_cid()
-            t = time.perf_counter()
-            run_kago("create", "--bundle", b, c)
-            best = min(best, time.perf_counter() - t)
-            run_kago("delete", "--force", c)
-        return best
-    base, sc = create_time(plain), create_time(withsc)
-    assert sc - base < 0.2, f"seccomp adds {1e3 * (sc - base):.0f} ms to create"
 
 
 def test_notify_user_namespace_listener_unreachable_from_inside(bundle, run_kago, cid,

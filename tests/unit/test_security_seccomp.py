@@ -6,7 +6,6 @@ import ctypes
 import errno
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -141,15 +140,13 @@ def test_build_skips_unknown_and_default_rules():
     assert f.bpf == g.bpf and len(f.bpf) % 8 == 0 and f.flags == 0
 
 
-def test_realistic_profile_builds_quickly():
+def test_realistic_profile_builds():
+    """(How long it takes is bench/'s to measure, never a test's.)"""
     p = json.loads((DATA / "seccomp_default.json").read_text())
     assert sum(len(s["names"]) for s in p["syscalls"]) > 400
-    sc.build(p)
-    t = time.perf_counter()
-    f = sc.build(p)
-    took = time.perf_counter() - t
-    assert took < 0.1, took
-    assert len(f.bpf) // 8 > 300
+    f = sc.build(p, cache=False)
+    assert len(f.bpf) // 8 > 300 and len(f.bpf) % 8 == 0
+    assert sc.build(p, cache=False).bpf == f.bpf       # the same program every time
 
 
 ENGINES = ["seccomp_podman_4.3.1_debian12.json", "seccomp_docker_20.10.24_debian12.json"]
@@ -353,15 +350,18 @@ def cache(tmp_path, monkeypatch):
     return d
 
 
-def test_cache_roundtrip(cache):
+def test_cache_roundtrip(cache, monkeypatch):
     p = json.loads((DATA / "seccomp_default.json").read_text())
     first = sc.build(p)
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].read_bytes() == first.bpf
     assert oct(files[0].stat().st_mode & 0o777) == "0o600"
-    t = time.perf_counter()
-    again = sc.build(p)
-    assert time.perf_counter() - t < 0.01
+
+    def no_compile(*a, **k):
+        raise AssertionError("compiled again: the cache was not used")
+    with monkeypatch.context() as m:      # the second build comes from the cache
+        m.setattr(sc, "_compile", no_compile)
+        again = sc.build(p)
     assert again.bpf == first.bpf
     # another profile, another entry
     p["defaultErrnoRet"] = 1
