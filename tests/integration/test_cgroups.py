@@ -163,7 +163,8 @@ def test_memory_limit_oom_kill_and_oom_event(bundle, run_kago, cid, state_root, 
         ev.kill()
         ev.wait()
     deadline = time.monotonic() + 10 * SLOW
-    while rootfile(b, "dd") is None and time.monotonic() < deadline:
+    # the shell's `> /dd` creates the file before `echo` writes to it
+    while not (rootfile(b, "dd") or "").endswith("\n") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert rootfile(b, "dd") == "dd=137\n"          # SIGKILLed by the OOM killer
     m = manager(state_root, cid)
