@@ -44,12 +44,14 @@ from __future__ import annotations
 import json
 import os
 import pty
+import pwd
 import re
 import resource
 import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -499,7 +501,6 @@ class RootlessPodman:
     leak (``leaks``)."""
 
     def __init__(self, base: Path, rt: Runtime, tag: str, archive: Path):
-        import pwd
         try:
             pw = pwd.getpwnam(ROOTLESS_USER)
         except KeyError:
@@ -615,6 +616,15 @@ graphroot = "{d}/root"
             subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
         if os.environ.get("KAGO_TEST_KEEP") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
+        # the session dbus-daemon podman started listens on a socket of its
+        # own in /tmp (not $TMPDIR), which outlives it: remove the user's
+        uid = pwd.getpwnam(ROOTLESS_USER).pw_uid
+        for sock in Path("/tmp").glob("dbus-*"):
+            try:
+                if sock.lstat().st_uid == uid and stat.S_ISSOCK(sock.lstat().st_mode):
+                    sock.unlink()
+            except OSError:
+                pass
         return leaks
 
 
