@@ -148,17 +148,12 @@ def _teardown(c, cfg, status):
             _remove_if_empty(cg)
     hooks = (cfg or {}).get("hooks", {}).get("poststop")
     if hooks:
-        from kago import log
-        if data is None:
-            if c.damaged != "state.json is missing":    # (a create killed early)
-                log.warning(f"poststop hooks not run: {c.damaged}")
-        else:
-            from kago.errors import KagoError
-            from kago.hooks import run_hooks
-            try:
-                run_hooks("poststop", hooks, c.oci_state("stopped"))
-            except KagoError as e:
-                log.warning(f"poststop hook failed: {e}")
+        if data is not None:
+            from kago.hooks import run_hooks    # poststop: each failure is a warning
+            run_hooks("poststop", hooks, c.oci_state("stopped"))
+        elif c.damaged != "state.json is missing":     # (a create killed early)
+            from kago import log
+            log.warning(f"poststop hooks not run: {c.damaged}")
     _st.remove_tree(c.state_dir)
     _debug("state removed", path=c.state_dir)
 
