@@ -85,27 +85,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             from kago.cgroups.fs import rootless_view
             new_cg = rootless_view(new_cg, linux.get("resources"))
         made = _check_cgroup(new_cg)
-        namespaces = linux.get("namespaces") or []
-        cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
-                         if k in ("poststart", "poststop") and v},
-               "cgroup": new_cg.to_json(), "cgroup_made": made, "systemd": systemd_cgroup,
-               "namespaces": namespaces, "process": spec["process"]}
-        if linux.get("seccomp") is not None:  # exec'd processes get it too
-            cfg["seccomp"] = linux["seccomp"]
-        _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
-        created = _st.rfc3339_now()
-        me = _st.proc_start_time(os.getpid())
-        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
-                "pid": 0, "start_time": -1, "status": "creating",
-                "creator": [os.getpid(), me[1] if me else -1],
-                "bundle": bundle, "rootfs": rootfs, "created": created, "owner": "",
-                "annotations": spec.get("annotations") or {},
-                "cgroup_dirs": new_cg.dirs, "cgroup_path": new_cg.path, "cgroup_made": made,
-                "own_pidns": _st.own_pidns(namespaces)}
         # written before the first cgroup mkdir and the fork chain: if this
         # process is killed, `kago delete ID` still finds the cgroup (and
         # whatever init left in it)
-        _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        cfg, data = write_initial_state(state_dir, cid, spec, bundle, rootfs, new_cg, made,
+                                        systemd_cgroup)
+        created = data["created"]
         cg = new_cg
         ours = made or not data["own_pidns"]
         cg.create()
@@ -248,3 +233,28 @@ def _undo(state_dir, cg, ours):
         except Exception:
             pass
     _st.remove_tree(state_dir)
+
+
+def write_initial_state(state_dir, cid, spec, bundle, rootfs, cg, made, systemd_cgroup):
+    """kago.json and state.json (status ``creating``, the creating kago's pid and
+    start time, the cgroup and whether kago made it) as create and restore
+    write them before the first cgroup mkdir; (the config, the state) written."""
+    linux = spec["linux"]
+    namespaces = linux.get("namespaces") or []
+    cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
+                     if k in ("poststart", "poststop") and v},
+           "cgroup": cg.to_json(), "cgroup_made": made, "systemd": systemd_cgroup,
+           "namespaces": namespaces, "process": spec["process"]}
+    if linux.get("seccomp") is not None:  # exec'd processes get it too
+        cfg["seccomp"] = linux["seccomp"]
+    _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
+    me = _st.proc_start_time(os.getpid())
+    data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
+            "pid": 0, "start_time": -1, "status": "creating",
+            "creator": [os.getpid(), me[1] if me else -1],
+            "bundle": bundle, "rootfs": rootfs, "created": _st.rfc3339_now(), "owner": "",
+            "annotations": spec.get("annotations") or {},
+            "cgroup_dirs": cg.dirs, "cgroup_path": cg.path, "cgroup_made": made,
+            "own_pidns": _st.own_pidns(namespaces)}
+    _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+    return cfg, data

@@ -61,7 +61,7 @@ def restore(root, cid, bundle, opts: RestoreOptions, systemd_cgroup=False):
     from kago import spec as _spec
     from kago import sys as ksys
     from kago.container.container import Container
-    from kago.container.create import _check_cgroup, _undo
+    from kago.container.create import _check_cgroup, _undo, write_initial_state
 
     _st.validate_id(cid)
     mode = check_cgroups_mode(opts.manage_cgroups_mode)
@@ -127,22 +127,8 @@ def restore(root, cid, bundle, opts: RestoreOptions, systemd_cgroup=False):
         from kago.cgroups import default_path, manager_for
         new_cg = manager_for(linux.get("cgroupsPath") or default_path(cid), systemd_cgroup, cid)
         made = _check_cgroup(new_cg)
-        cfg = {"hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
-                         if k in ("poststart", "poststop") and v},
-               "cgroup": new_cg.to_json(), "cgroup_made": made, "systemd": systemd_cgroup,
-               "namespaces": namespaces, "process": spec["process"]}
-        if linux.get("seccomp") is not None:
-            cfg["seccomp"] = linux["seccomp"]
-        _st.write_json_atomic(os.path.join(state_dir, _st.CONFIG), cfg)
-        me = _st.proc_start_time(os.getpid())
-        data = {"ociVersion": spec.get("ociVersion") or "1.2.0", "id": cid,
-                "pid": 0, "start_time": -1, "status": "creating",
-                "creator": [os.getpid(), me[1] if me else -1],
-                "bundle": bundle, "rootfs": rootfs, "created": _st.rfc3339_now(),
-                "owner": "", "annotations": spec.get("annotations") or {},
-                "cgroup_dirs": new_cg.dirs, "cgroup_path": new_cg.path, "cgroup_made": made,
-                "own_pidns": _st.own_pidns(namespaces)}
-        _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
+        cfg, data = write_initial_state(state_dir, cid, spec, bundle, rootfs, new_cg, made,
+                                        systemd_cgroup)
         cg = new_cg
         ours = made or not data["own_pidns"]
         cg.create()
