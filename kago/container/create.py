@@ -65,6 +65,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     _debug("state directory created", path=state_dir)
     cg = None
     ours = True
+    init = None                     # (pid, start time) once spawn() returned
     lock = _st.Lock(state_dir)
     lock.__enter__()
     try:
@@ -140,7 +141,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             if terminal:
                 con.close()
         st = _st.proc_start_time(pid)
-        data = dict(data, pid=pid, start_time=st[1] if st else -1, status="created")
+        init = (pid, st[1] if st else -1)
+        data = dict(data, pid=pid, start_time=init[1], status="created")
         del data["creator"]
         _st.write_json_atomic(os.path.join(state_dir, _st.STATE), data)
         _debug("state written", status="created", pid=pid)
@@ -157,7 +159,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                 relay_sock.close()
         return c
     except BaseException:
-        _undo(state_dir, cg, ours)
+        _undo(state_dir, cg, ours, init)
         if not detach:
             try:
                 from kago import sys as ksys
@@ -218,10 +220,18 @@ def _check_cgroup(cg) -> bool:
     return False
 
 
-def _undo(state_dir, cg, ours):
-    """Undo a failed create.  spawn() has killed the intermediate and init
-    (with a pid namespace, init's exit ends the rest); the cgroup's other
-    members are killed only if they are the container's (see delete.py)."""
+def _undo(state_dir, cg, ours, init=None):
+    """Undo a failed create.  A failing spawn() has killed the intermediate and
+    init; a failure after it (the pid file, the console) leaves ``init`` (pid,
+    start time) to kill here - by pidfd, not through the cgroup, which may not
+    be ours or may not exist (rootless) - and with a pid namespace its exit
+    ends the rest; the cgroup's other members are killed only if they are the
+    container's (see delete.py)."""
+    if init is not None:
+        from kago.container.delete import _signal_init, _wait_pidfd
+        fd = _signal_init(*init)
+        if fd >= 0:
+            _wait_pidfd(fd, 10)
     if cg is not None:
         try:
             if ours:

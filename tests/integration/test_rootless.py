@@ -479,6 +479,23 @@ def test_idmapped_mount_as_the_user_is_the_kernels_refusal_in_kagos_words(rl, ci
     assert not (rl.root / cid).exists()
 
 
+def test_create_failing_after_init_started_leaves_no_init(rl, cid):
+    """A create that fails once init is up (here: the pid file can't be
+    written) kills init by its pidfd - without a cgroup of its own (this
+    host's rootless case) nothing else would end it; the fixture fails on any
+    process of the user left running."""
+    b = rl.bundle("sleep 30")
+    p = rl.kago("create", "--pid-file", rl.work / "no-such-dir" / "pid", "--bundle", b, cid,
+                check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "no-such-dir" in p.stderr, p.stderr
+    deadline = time.monotonic() + 5
+    while rl.user_procs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rl.user_procs() == []
+    assert not (rl.root / cid).exists()
+
+
 def test_spec_rootless_is_runcs(rl):
     """`kago spec --rootless` writes what `runc spec --rootless` writes (the
     user's own uid and gid mapped)."""
